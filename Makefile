@@ -1,0 +1,40 @@
+# Two commands on a fresh machine with Python 3.11+: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+SCENARIO ?= scenarios/baseline.yaml
+
+.PHONY: run test test-quick bench lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@ $(VENV)/.installed
+
+## run: install the project and run the baseline scenario
+run: $(VENV)/.installed
+	$(BIN)/sim run $(SCENARIO) --force
+
+## test: install dev dependencies and run the whole test suite
+test: $(VENV)/.dev-installed
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
+
+## test-quick: the suite without the slow statistical and end-to-end tests
+test-quick: $(VENV)/.dev-installed
+	$(BIN)/python -m pytest -m "not slow"
+
+bench: $(VENV)/.dev-installed
+	$(BIN)/python benchmarks/run_all.py
+
+lint: $(VENV)/.dev-installed
+	$(BIN)/ruff check sim tests benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,262 @@
+"""A validated scenario compiled into plain, fast structures, once per worker."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ..scenario.models import Scenario
+
+#: Outcome categories of a topic, by code.
+CATEGORIES = ("none", "agreement", "interim", "default")
+NONE, AGREEMENT, INTERIM, DEFAULT = range(4)
+
+#: Per-track counters in the outcome record, in order.
+TRACK_COUNTERS = ("planned", "held", "cancelled", "postponed", "derailed", "vetoes")
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    name: str
+    label: str
+    deadline: float  # day number, inf without a deadline
+    default: float
+    interim: float | None
+    interim_label: str | None
+    interim_end: float  # day the interim arrangement runs out, inf if it holds
+    high: int  # index of the signatory that wants high values
+    # per signatory (index 0, 1):
+    opening: tuple[float, float]
+    reservation: tuple[float, float]
+    beta: tuple[float, float]
+    k: tuple[float, float]
+    patience: tuple[float, float]
+    salience: tuple[float, float]
+    pull: tuple[float, float]  # total influence weight of third parties
+    pull_target: tuple[float, float]  # influence-weighted mean ideal of those parties
+
+
+@dataclass(frozen=True, slots=True)
+class TrackSpec:
+    name: str
+    label: str
+    kind: str
+    cadence: float
+    fixed: bool
+    first_day: float
+    preparation: float
+    agenda: tuple[int, ...]
+    authority: tuple[int, ...]
+    venues: tuple[int, ...]
+    veto_delay: float
+    cancel_prob: float
+    postpone_prob: float
+    postpone_days: float
+    max_postponements: int
+    leak_prob: float
+    stall_prob: float
+    max_meetings: int | None
+    requires_topics: tuple[int, ...]
+    requires_convergence: float
+    linkage: bool
+    rubinstein: bool
+    relief: float
+
+
+@dataclass(frozen=True, slots=True)
+class VenueSpec:
+    name: str
+    label: str
+    security: float
+    acceptability: tuple[float, float]
+
+
+@dataclass(frozen=True, slots=True)
+class ShockSpec:
+    name: str
+    label: str
+    mean_gap: float  # mean days between shocks, inf for rate 0
+    tension: float
+    decay: float  # per day
+    derail_prob: float
+    derail_window: float
+    max_tension: float
+
+
+@dataclass(frozen=True, slots=True)
+class World:
+    """Everything a run needs, in plain floats and tuples; built once per worker."""
+
+    name: str
+    start_ordinal: int
+    horizon: float
+    signatories: tuple[str, str]
+    side_labels: tuple[str, str]
+    discount: tuple[float, float]
+    topics: tuple[TopicSpec, ...]
+    tracks: tuple[TrackSpec, ...]
+    venues: tuple[VenueSpec, ...]
+    shocks: tuple[ShockSpec, ...]
+    initial_tension: float
+    equilibrium: float
+    reversion: float  # per day
+    meeting_relief: float
+    agreement_relief: float
+    cancellation_strain: float
+    concession_sensitivity: float
+    cancel_sensitivity: float
+    venue_sensitivity: float
+    noise: float
+    fields: tuple[str, ...]
+
+
+def _rate_from_half_life(days: float) -> float:
+    return math.log(2.0) / days
+
+
+def compile_scenario(scenario: Scenario) -> World:
+    """Return the scenario as a :class:`World` the simulation loop reads without lookups."""
+    sig = tuple(scenario.signatories)
+    topic_index = {name: i for i, name in enumerate(scenario.topics)}
+    venue_index = {name: i for i, name in enumerate(scenario.venues)}
+    horizon = float(scenario.horizon_days)
+    influencers = [s for s in scenario.sides.values() if s.role == "influencer"]
+
+    topics = []
+    for name, topic in scenario.topics.items():
+        pos = [scenario.sides[s].topics[name] for s in sig]
+        high = 0 if pos[0].ideal >= pos[1].ideal else 1
+        deadline = math.inf
+        if topic.deadline is not None:
+            deadline = float(scenario.day_of(topic.deadline.date))
+        pulls, targets = [], []
+        for s in sig:
+            weight = total = 0.0
+            for side in influencers:
+                p = side.topics.get(name)
+                if p is not None and s in p.influence:
+                    weight += p.influence[s]
+                    total += p.influence[s] * p.ideal
+            weight = min(weight, 1.0)
+            pulls.append(weight)
+            targets.append(total / weight if weight > 0 else 0.0)
+        interim = topic.deadline.interim if topic.deadline else None
+        topics.append(
+            TopicSpec(
+                name=name,
+                label=topic.label,
+                deadline=deadline,
+                default=topic.deadline.default if topic.deadline else math.nan,
+                interim=interim.value if interim else None,
+                interim_label=interim.label if interim else None,
+                interim_end=(
+                    deadline + interim.duration_days
+                    if interim is not None and interim.duration_days is not None
+                    else math.inf
+                ),
+                high=high,
+                opening=tuple(p.opening if p.opening is not None else p.ideal for p in pos),
+                reservation=tuple(p.reservation for p in pos),
+                beta=tuple(p.beta for p in pos),
+                k=tuple(p.initial_concession for p in pos),
+                patience=tuple(
+                    p.patience_days or (deadline if math.isfinite(deadline) else horizon)
+                    for p in pos
+                ),
+                salience=tuple(p.salience for p in pos),
+                pull=tuple(pulls),
+                pull_target=tuple(targets),
+            )
+        )
+
+    tracks = []
+    for name, tr in scenario.tracks.items():
+        req = tr.requires
+        protocol = tr.protocol or scenario.bargaining.protocol
+        tracks.append(
+            TrackSpec(
+                name=name,
+                label=tr.label,
+                kind=tr.kind,
+                cadence=tr.cadence_days,
+                fixed=tr.cadence == "fixed",
+                first_day=tr.first_day if tr.first_day is not None else tr.cadence_days,
+                preparation=tr.preparation_days,
+                agenda=tuple(topic_index[t] for t in tr.agenda),
+                authority=tuple(topic_index[t] for t in tr.authority),
+                venues=tuple(venue_index[v] for v in tr.venues),
+                veto_delay=tr.veto_delay_days,
+                cancel_prob=tr.cancel_prob,
+                postpone_prob=tr.postpone_prob,
+                postpone_days=tr.postpone_days,
+                max_postponements=tr.max_postponements,
+                leak_prob=tr.leak_prob,
+                stall_prob=tr.stall_prob,
+                max_meetings=tr.max_meetings,
+                requires_topics=tuple(topic_index[t] for t in req.topics) if req else (),
+                requires_convergence=req.convergence if req else 0.0,
+                linkage=tr.linkage,
+                rubinstein=protocol == "rubinstein",
+                relief=tr.relief_scale,
+            )
+        )
+
+    venues = tuple(
+        VenueSpec(
+            name=name,
+            label=v.label,
+            security=v.security,
+            acceptability=tuple(v.acceptability.get(s, 1.0) for s in sig),
+        )
+        for name, v in scenario.venues.items()
+    )
+    shocks = tuple(
+        ShockSpec(
+            name=name,
+            label=s.label,
+            mean_gap=365.0 / s.rate_per_year if s.rate_per_year > 0 else math.inf,
+            tension=s.tension,
+            decay=_rate_from_half_life(s.half_life_days),
+            derail_prob=s.derail_prob,
+            derail_window=s.derail_window_days,
+            max_tension=s.max_tension,
+        )
+        for name, s in scenario.shocks.items()
+    )
+    c = scenario.climate
+    return World(
+        name=scenario.name,
+        start_ordinal=scenario.start.toordinal(),
+        horizon=horizon,
+        signatories=sig,
+        side_labels=tuple(scenario.sides[s].label for s in sig),
+        discount=tuple(scenario.sides[s].discount for s in sig),
+        topics=tuple(topics),
+        tracks=tuple(tracks),
+        venues=venues,
+        shocks=shocks,
+        initial_tension=c.initial_tension,
+        equilibrium=c.equilibrium,
+        reversion=_rate_from_half_life(c.reversion_half_life_days),
+        meeting_relief=c.meeting_relief,
+        agreement_relief=c.agreement_relief,
+        cancellation_strain=c.cancellation_strain,
+        concession_sensitivity=c.concession_sensitivity,
+        cancel_sensitivity=c.cancel_sensitivity,
+        venue_sensitivity=c.venue_sensitivity,
+        noise=scenario.bargaining.noise,
+        fields=outcome_fields(scenario),
+    )
+
+
+def outcome_fields(scenario: Scenario) -> tuple[str, ...]:
+    """Return the names of an outcome record's fields, in order."""
+    fields: list[str] = []
+    for t in scenario.topics:
+        fields += [f"{t}.outcome", f"{t}.day", f"{t}.value"]
+    for tr in scenario.tracks:
+        fields += [f"{tr}.{c}" for c in TRACK_COUNTERS]
+    fields += ["summits_held", "first_summit_day", "tension_end", "tension_peak"]
+    fields += [f"shocks.{s}" for s in scenario.shocks]
+    fields += ["events"]
+    return tuple(fields)

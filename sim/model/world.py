@@ -1,0 +1,450 @@
+"""One replication: a SimPy environment playing out the scenario's horizon in days.
+
+Each track is a SimPy process; shocks and deadlines are processes too. All per-run state
+lives on a :class:`_Run`, in plain floats and lists; the random draws come from the run's
+named :class:`~sim.model.streams.Streams`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import simpy
+
+from .bargaining import faratin_alpha, gap, linkage_deal, rubinstein_share
+from .compiled import AGREEMENT, CATEGORIES, DEFAULT, INTERIM, NONE, TopicSpec, TrackSpec, World
+from .streams import Streams
+
+_NAN = math.nan
+
+
+@dataclass(frozen=True, slots=True)
+class TraceEvent:
+    """One dated line of a run's story."""
+
+    day: float
+    date: dt.date
+    source: str
+    kind: str
+    text: str
+
+
+class Outcome:
+    """The record of one run: a fixed set of fields, plus its trace when asked for."""
+
+    __slots__ = ("values", "trace")
+
+    def __init__(self, values: dict[str, Any], trace: list[TraceEvent] | None = None):
+        self.values = values
+        self.trace = trace
+
+    def __getitem__(self, key: str) -> Any:
+        return self.values[key]
+
+    def category(self, topic: str) -> str:
+        """Return the outcome category of ``topic`` by name."""
+        return CATEGORIES[self.values[f"{topic}.outcome"]]
+
+    def __repr__(self) -> str:
+        return f"Outcome({self.values!r})"
+
+
+def run_world(world: World, seed: int, run: int, trace: bool = False) -> tuple[tuple, list | None]:
+    """Return the outcome record of run ``run`` as a tuple in ``world.fields`` order."""
+    r = _Run(world, Streams(seed, run), trace)
+    return r.play(), r.trace
+
+
+class _Run:
+    """The mutable state of one replication."""
+
+    def __init__(self, world: World, streams: Streams, trace: bool):
+        self.w = world
+        self.s = streams
+        self.env = simpy.Environment()
+        self.trace: list[TraceEvent] | None = [] if trace else None
+        n = len(world.topics)
+        self.status = [NONE] * n
+        self.day = [_NAN] * n
+        self.value = [_NAN] * n
+        self.counts = [[0] * 6 for _ in world.tracks]
+        # tension = equilibrium + base * exp(-reversion (t - base_t)) + sum of shock components
+        self.base = world.initial_tension - world.equilibrium
+        self.base_t = 0.0
+        self.shock_level = [0.0] * len(world.shocks)
+        self.shock_t = [0.0] * len(world.shocks)
+        self.shock_count = [0] * len(world.shocks)
+        self.derail_until = [-1.0] * len(world.shocks)
+        self.peak = world.initial_tension
+        self.first_summit = _NAN
+        self.clock_end: dict[int, float] = {}  # topic -> concession horizon set by an interim
+
+    # --- the run ----------------------------------------------------------------------
+
+    def play(self) -> tuple:
+        w, env = self.w, self.env
+        for i, spec in enumerate(w.tracks):
+            if spec.max_meetings != 0:
+                env.process(self._track(i, spec))
+        for j, shock in enumerate(w.shocks):
+            if math.isfinite(shock.mean_gap):
+                env.process(self._shock(j))
+        for i, topic in enumerate(w.topics):
+            if topic.deadline < w.horizon:
+                env.process(self._deadline(i, topic))
+        env.run(until=w.horizon)
+        return self._record()
+
+    def _record(self) -> tuple:
+        w = self.w
+        out: list[Any] = []
+        for i in range(len(w.topics)):
+            out += (self.status[i], self.day[i], self.value[i])
+        summits = 0
+        for spec, c in zip(w.tracks, self.counts):
+            out += c
+            if spec.kind == "summit":
+                summits += c[1]
+        out += (summits, self.first_summit, self.tension(w.horizon), self.peak)
+        out += self.shock_count
+        out.append(next(self.env._eid))  # events scheduled in this run
+        return tuple(out)
+
+    def note(self, source: str, kind: str, text: str) -> None:
+        day = self.env.now
+        date = dt.date.fromordinal(self.w.start_ordinal + int(day))
+        self.trace.append(TraceEvent(day, date, source, kind, text))
+
+    # --- climate ----------------------------------------------------------------------
+
+    def tension(self, t: float) -> float:
+        w = self.w
+        level = w.equilibrium + self.base * math.exp(-w.reversion * (t - self.base_t))
+        for j, shock in enumerate(w.shocks):
+            c = self.shock_level[j]
+            if c:
+                level += c * math.exp(-shock.decay * (t - self.shock_t[j]))
+        return 0.0 if level < 0.0 else 1.0 if level > 1.0 else level
+
+    def shift_tension(self, delta: float) -> None:
+        t = self.env.now
+        w = self.w
+        self.base = self.base * math.exp(-w.reversion * (t - self.base_t)) + delta
+        self.base_t = t
+        level = self.tension(t)
+        if level > self.peak:
+            self.peak = level
+
+    # --- processes ----------------------------------------------------------------------
+
+    def _shock(self, j: int):
+        w, env, draw = self.w, self.env, self.s.shocks
+        shock = w.shocks[j]
+        while True:
+            yield env.timeout(draw.exponential(shock.mean_gap))
+            t = env.now
+            level = self.tension(t)
+            if level > shock.max_tension:
+                if self.trace is not None:
+                    self.note(shock.name, "shock", f"{shock.label}: window missed, tension {level:.2f}")
+                continue
+            self.shock_level[j] = (
+                self.shock_level[j] * math.exp(-shock.decay * (t - self.shock_t[j])) + shock.tension
+            )
+            self.shock_t[j] = t
+            self.shock_count[j] += 1
+            if shock.derail_prob > 0.0:
+                self.derail_until[j] = t + shock.derail_window
+            level = self.tension(t)
+            if level > self.peak:
+                self.peak = level
+            if self.trace is not None:
+                self.note(shock.name, "shock", f"{shock.label}: tension {shock.tension:+.2f} -> {level:.2f}")
+
+    def _deadline(self, i: int, topic: TopicSpec):
+        yield self.env.timeout(topic.deadline)
+        if self.status[i] != NONE:
+            return
+        t = self.env.now
+        if topic.interim is not None:
+            high, low = self.demands(i, t, noise=False)
+            if high <= topic.interim <= low:
+                self._settle(i, INTERIM, topic.interim)
+                if self.trace is not None:
+                    self.note(topic.name, "interim",
+                              f"{topic.label}: deadline reached; {topic.interim_label} taken "
+                              f"(demands {high:.2f} / {low:.2f} bracket {topic.interim:.2f})")
+                if topic.interim_end >= self.w.horizon:
+                    return
+                # the arrangement buys time: both sides' concession clocks run to its end
+                self.clock_end[i] = topic.interim_end
+                yield self.env.timeout(topic.interim_end - t)
+                if self.status[i] != INTERIM:
+                    return
+                if self.trace is not None:
+                    self.note(topic.name, "default",
+                              f"{topic.label}: {topic.interim_label} runs out with no agreement")
+                self._settle(i, DEFAULT, topic.default)
+                return
+            if self.trace is not None:
+                self.note(topic.name, "default",
+                          f"{topic.label}: deadline reached; {topic.interim_label} refused "
+                          f"(demands {high:.2f} / {low:.2f} do not bracket {topic.interim:.2f})")
+        elif self.trace is not None:
+            self.note(topic.name, "default", f"{topic.label}: deadline reached with no agreement")
+        self._settle(i, DEFAULT, topic.default)
+
+    def _settle(self, i: int, status: int, value: float) -> None:
+        self.status[i] = status
+        self.day[i] = self.env.now
+        self.value[i] = value
+
+    def _track(self, i: int, spec: TrackSpec):
+        w, env = self.w, self.env
+        disrupt = self.s.disruption
+        counts = self.counts[i]
+        tracing = self.trace is not None
+        horizon = w.horizon
+        next_day = spec.first_day
+        planned = 0
+        while next_day < horizon:
+            if spec.max_meetings is not None and planned >= spec.max_meetings:
+                return
+            yield env.timeout(next_day - env.now)
+            if spec.requires_topics and self.convergence(spec.requires_topics) < spec.requires_convergence:
+                if tracing:
+                    self.note(spec.name, "not ready",
+                              f"{spec.label}: positions too far apart to plan a meeting "
+                              f"(convergence {self.convergence(spec.requires_topics):.2f} "
+                              f"< {spec.requires_convergence:.2f})")
+                next_day = env.now + self._interval(spec)
+                continue
+            planned += 1
+            counts[0] += 1
+            proposer = (planned - 1) % 2
+            venue = -1
+            delay = 0.0
+            if spec.venues:
+                venue, vetoes = self._agree_venue(spec, proposer)
+                counts[5] += vetoes
+                delay = vetoes * spec.veto_delay
+                if venue < 0:
+                    counts[2] += 1
+                    self.shift_tension(w.cancellation_strain)
+                    if tracing:
+                        self.note(spec.name, "cancelled", f"{spec.label}: no venue acceptable to both sides")
+                    next_day = env.now + delay + self._interval(spec)
+                    continue
+            meeting_day = env.now + delay + spec.preparation
+            if tracing:
+                where = f" in {w.venues[venue].label}" if venue >= 0 else ""
+                self.note(spec.name, "planned",
+                          f"{spec.label}: {w.side_labels[proposer]} proposes a meeting{where} "
+                          f"for {self._date(meeting_day)}")
+            postponements = 0
+            fate = "held"
+            while True:
+                if meeting_day >= horizon:
+                    return
+                if meeting_day > env.now:
+                    yield env.timeout(meeting_day - env.now)
+                fate = self._disruption(spec, disrupt)
+                if fate != "postponed":
+                    break
+                if postponements >= spec.max_postponements:
+                    fate = "cancelled"
+                    break
+                postponements += 1
+                counts[3] += 1
+                meeting_day = env.now + spec.postpone_days
+                if tracing:
+                    self.note(spec.name, "postponed", f"{spec.label}: postponed to {self._date(meeting_day)}")
+            if fate == "held":
+                counts[1] += 1
+                if spec.kind == "summit" and self.first_summit != self.first_summit:
+                    self.first_summit = env.now
+                if tracing:
+                    where = f" in {w.venues[venue].label}" if venue >= 0 else ""
+                    self.note(spec.name, "held", f"{spec.label}: meeting held{where}")
+                self.shift_tension(-w.meeting_relief * spec.relief)
+                self._bargain(spec, proposer)
+            else:
+                counts[2 if fate == "cancelled" else 4] += 1
+                self.shift_tension(w.cancellation_strain)
+                if tracing:
+                    self.note(spec.name, fate, f"{spec.label}: meeting {fate}")
+            next_day = env.now + self._interval(spec)
+
+    def _interval(self, spec: TrackSpec) -> float:
+        return spec.cadence if spec.fixed else self.s.disruption.exponential(spec.cadence)
+
+    def _date(self, day: float) -> str:
+        return dt.date.fromordinal(self.w.start_ordinal + int(day)).isoformat()
+
+    def _disruption(self, spec: TrackSpec, draw) -> str:
+        """Return what happens to a meeting on its day: held, cancelled, postponed or derailed."""
+        t = self.env.now
+        for j, until in enumerate(self.derail_until):
+            if until >= t and draw.random() < self.w.shocks[j].derail_prob:
+                if self.trace is not None:
+                    self.note(spec.name, "shock", f"{spec.label}: overshadowed by {self.w.shocks[j].label}")
+                return "derailed"
+        if spec.leak_prob > 0.0 and draw.random() < spec.leak_prob:
+            if self.trace is not None:
+                self.note(spec.name, "leak", f"{spec.label}: leaks and rumours before the meeting")
+            return "derailed"
+        if spec.stall_prob > 0.0 and draw.random() < spec.stall_prob:
+            if self.trace is not None:
+                self.note(spec.name, "stall", f"{spec.label}: announced, then stalls; dates never set")
+            return "derailed"
+        p = spec.cancel_prob
+        if self.w.cancel_sensitivity > 0.0:
+            p = min(1.0, p + self.w.cancel_sensitivity * self.tension(t))
+        if p > 0.0 and draw.random() < p:
+            return "cancelled"
+        if spec.postpone_prob > 0.0 and draw.random() < spec.postpone_prob:
+            return "postponed"
+        return "held"
+
+    def _agree_venue(self, spec: TrackSpec, proposer: int) -> tuple[int, int]:
+        """Return (venue index or -1, number of vetoes) after proposals and vetoes."""
+        w, draw = self.w, self.s.venue
+        other = 1 - proposer
+        pool = list(spec.venues)
+        vetoes = 0
+        tension = self.tension(self.env.now) if w.venue_sensitivity > 0.0 else 0.0
+        while pool:
+            weights = [w.venues[v].acceptability[proposer] for v in pool]
+            if not any(weights):
+                break
+            v = pool[draw.choice(weights)]
+            venue = w.venues[v]
+            accept = venue.acceptability[other] * (1.0 - w.venue_sensitivity * tension * (1.0 - venue.security))
+            if accept >= 1.0 or (accept > 0.0 and draw.random() < accept):
+                return v, vetoes
+            vetoes += 1
+            pool.remove(v)
+            if self.trace is not None:
+                self.note(spec.name, "veto", f"{spec.label}: {w.side_labels[other]} rejects {venue.label}")
+        return -1, vetoes
+
+    # --- bargaining -------------------------------------------------------------------
+
+    def demand(self, i: int, side: int, t: float, multiplier: float) -> float:
+        """Return ``side``'s demand on topic ``i`` at time ``t`` before noise."""
+        topic = self.w.topics[i]
+        opening, reservation = topic.opening[side], topic.reservation[side]
+        # tension slows the concession clock: at multiplier m a side has conceded by t what
+        # it would have conceded by m t in calm times
+        patience = self.clock_end.get(i) or topic.patience[side]
+        alpha = faratin_alpha(multiplier * t, patience, topic.beta[side], topic.k[side])
+        d = opening + alpha * (reservation - opening)
+        pull = topic.pull[side]
+        if pull:
+            d += pull * (topic.pull_target[side] - d)
+        return d
+
+    def demands(self, i: int, t: float, noise: bool) -> tuple[float, float]:
+        """Return (demand of the side wanting high, demand of the side wanting low) on topic i."""
+        w = self.w
+        topic = w.topics[i]
+        m = 1.0 - w.concession_sensitivity * self.tension(t)
+        hi, lo = topic.high, 1 - topic.high
+        dh = self.demand(i, hi, t, m)
+        dl = self.demand(i, lo, t, m)
+        if noise and w.noise > 0.0:
+            draw = self.s.bargaining
+            dh += w.noise * draw.normal()
+            dl += w.noise * draw.normal()
+        # a side never asks for less than its reservation nor more than the scale allows
+        rh, rl = topic.reservation[hi], topic.reservation[lo]
+        dh = rh if dh < rh else 1.0 if dh > 1.0 else dh
+        dl = rl if dl > rl else 0.0 if dl < 0.0 else dl
+        return dh, dl
+
+    def convergence(self, topics: tuple[int, ...]) -> float:
+        t = self.env.now
+        total = 0.0
+        for i in topics:
+            if self.status[i] in (AGREEMENT, INTERIM):
+                continue
+            total += gap(*self.demands(i, t, noise=False))
+        return 1.0 - total / len(topics)
+
+    def _bargain(self, spec: TrackSpec, proposer: int) -> None:
+        w, t = self.w, self.env.now
+        tracing = self.trace is not None
+        open_gaps: list[tuple[int, float, float]] = []
+        for i in spec.authority:
+            if self.status[i] in (AGREEMENT, DEFAULT):
+                continue
+            topic = w.topics[i]
+            if spec.rubinstein:
+                self._rubinstein(i, topic, spec, proposer)
+                continue
+            dh, dl = self.demands(i, t, noise=True)
+            if dh <= dl:
+                self._agree(i, 0.5 * (dh + dl), spec, f"demands cross ({dh:.2f} <= {dl:.2f})")
+            else:
+                open_gaps.append((i, dh, dl))
+                if tracing:
+                    self.note(spec.name, "talks",
+                              f"{topic.label}: {w.side_labels[topic.high]} asks {dh:.2f}, "
+                              f"{w.side_labels[1 - topic.high]} offers {dl:.2f}; gap {dh - dl:.2f}")
+        if spec.linkage and len(open_gaps) > 1:
+            self._link(spec, open_gaps)
+
+    def _agree(self, i: int, value: float, spec: TrackSpec, why: str) -> None:
+        self._settle(i, AGREEMENT, value)
+        self.shift_tension(-self.w.agreement_relief)
+        if self.trace is not None:
+            topic = self.w.topics[i]
+            self.note(spec.name, "agreement", f"{topic.label}: agreed at {value:.2f}; {why}")
+
+    def _rubinstein(self, i: int, topic: TopicSpec, spec: TrackSpec, proposer: int) -> None:
+        """Settle at once on the Rubinstein split of the zone between reservation points."""
+        hi = topic.high
+        floor, ceiling = topic.reservation[hi], topic.reservation[1 - hi]
+        if floor > ceiling:
+            return
+        d = self.w.discount
+        share = rubinstein_share(d[proposer], d[1 - proposer])
+        surplus = ceiling - floor
+        value = floor + share * surplus if proposer == hi else ceiling - share * surplus
+        self._agree(i, value, spec, f"alternating offers, {self.w.side_labels[proposer]} proposes first")
+
+    def _link(self, spec: TrackSpec, open_gaps: list[tuple[int, float, float]]) -> None:
+        """Trade concessions across topics: each side yields where it cares less."""
+        w = self.w
+        for a in range(len(open_gaps)):
+            p, dh_p, dl_p = open_gaps[a]
+            if self.status[p] == AGREEMENT:
+                continue
+            for b in range(a + 1, len(open_gaps)):
+                q, dh_q, dl_q = open_gaps[b]
+                if self.status[q] == AGREEMENT:
+                    continue
+                tp, tq = w.topics[p], w.topics[q]
+                deal = linkage_deal(dh_p - dl_p, dh_q - dl_q,
+                                    tp.salience[0], tq.salience[0], tp.salience[1], tq.salience[1])
+                if deal is None:
+                    continue
+                # the side that gets p (A for "a_gets_p") has its demand on p, the other on q
+                winner_p = 0 if deal == "a_gets_p" else 1
+                value_p = _accepted_value(tp, winner_p, dh_p, dl_p)
+                value_q = _accepted_value(tq, 1 - winner_p, dh_q, dl_q)
+                if value_p is None or value_q is None:
+                    continue
+                self._agree(p, value_p, spec, f"package with {tq.label}")
+                self._agree(q, value_q, spec, f"package with {tp.label}")
+                break
+
+
+def _accepted_value(topic: TopicSpec, winner: int, dh: float, dl: float) -> float | None:
+    """Return the winner's demand on ``topic`` if the other side's reservation admits it."""
+    if winner == topic.high:
+        return dh if dh <= topic.reservation[1 - winner] else None
+    return dl if dl >= topic.reservation[1 - winner] else None
