@@ -108,5 +108,81 @@ def trace(scenario: str, run_index: int, seed: int | None, overrides: tuple[str,
                             kinds=set(kinds) or None))
 
 
+@main.command("run")
+@click.argument("scenario", type=click.Path(dir_okay=False))
+@click.option("--runs", "-n", type=int, default=None, help="Number of runs (default: the scenario's).")
+@click.option("--seed", type=int, default=None, help="Seed (default: the scenario's).")
+@click.option("--workers", "-w", type=int, default=None, help="Worker processes (default: all cores).")
+@click.option("--executor", type=click.Choice(["auto", "local", "process", "dask"]), default="auto",
+              show_default=True, help="Where runs go: this process, a process pool, or Dask.")
+@click.option("--scheduler", default=None, metavar="ADDRESS", help="Address of a running Dask scheduler.")
+@click.option("--chunk-size", type=int, default=None, help="Runs per chunk (default: automatic).")
+@_set_option
+@click.option("--out", "-o", type=click.Path(file_okay=False), default=None,
+              help="Results folder (default: results/<scenario name>).")
+@click.option("--force", is_flag=True, help="Replace an existing results folder.")
+@click.option("--resume", is_flag=True, help="Finish an interrupted job in the results folder.")
+@click.option("--target-se", type=float, default=None,
+              help="Stop once every headline probability's standard error is below this.")
+@click.option("--csv", "write_csv", is_flag=True, help="Also write the outcomes as CSV.")
+@click.option("--svg", is_flag=True, help="Also write the plots as SVG.")
+@click.option("--no-plots", is_flag=True, help="Skip the plots.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary table.")
+@_reports_bad_input
+def run_command(scenario: str, runs: int | None, seed: int | None, workers: int | None,
+                executor: str, scheduler: str | None, chunk_size: int | None,
+                overrides: tuple[str, ...], out: str | None, force: bool, resume: bool,
+                target_se: float | None, write_csv: bool, svg: bool, no_plots: bool,
+                quiet: bool) -> None:
+    """Run a scenario many times and write its results folder."""
+    import sys
+    from pathlib import Path
+
+    from .montecarlo import run
+    from .scenario import load_scenario
+
+    if force and resume:
+        raise BadInput("error: --force and --resume exclude each other")
+    s = load_scenario(scenario, overrides=overrides)
+    folder = Path(out) if out else Path("results") / s.name
+    results = run(s, runs=runs, seed=seed, workers=workers, executor=executor,
+                  scheduler=scheduler, chunk_size=chunk_size, out=folder, resume=resume,
+                  force=force, target_se=target_se, progress=not quiet and sys.stderr.isatty())
+    _finish_outputs(results, folder, write_csv=write_csv, svg=svg, no_plots=no_plots, quiet=quiet)
+
+
+def _finish_outputs(results, folder, *, write_csv: bool, svg: bool, no_plots: bool,
+                    quiet: bool) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from .summary import render_summary
+
+    written = [folder / "outcomes", folder / "summary.json", folder / "metadata.json",
+               folder / "scenario.yaml"]
+    if write_csv:
+        written.append(results.to_csv(folder / "outcomes.csv"))
+    if not no_plots:
+        from .plots import save_default_plots
+
+        written += save_default_plots(results, folder / "plots", ("png", "svg") if svg else ("png",))
+    if quiet:
+        return
+    meta = results.metadata
+    click.echo(render_summary(results.summary()))
+    rate = meta.get("runs_per_second")
+    speed = f", {rate:,.0f} runs/s" if rate else ""
+    stop = ""
+    if meta.get("target_se") is not None:
+        stop = (f"; target SE {meta['target_se']} reached after {results.runs:,} runs"
+                if meta.get("stopped_at_target") else
+                f"; target SE {meta['target_se']} not reached within {results.runs:,} runs")
+    click.echo(f"{results.runs:,} runs with seed {meta['seed']} on {meta['executor']} "
+               f"({meta['workers']} workers) in {meta['wall_seconds']:.1f} s{speed}{stop}")
+    click.echo(f"Results in {folder}/:")
+    for path in written:
+        click.echo(f"  {path}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -1,0 +1,284 @@
+"""Plots of outcome distributions, for one job or several overlaid.
+
+Every function takes one :class:`~sim.results.Results` or a list of them (drawn on the same
+axes, one colour each), accepts ``ax=`` where it draws one panel, and returns the figure, so
+plots compose in notebooks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .model.compiled import CATEGORIES, TRACK_COUNTERS
+from .tally import VALUE_BINS
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from .results import Results
+
+CATEGORY_COLOURS = {"agreement": "#2a9d8f", "interim": "#e9c46a", "default": "#e76f51",
+                    "none": "#c8ccd2"}
+CATEGORY_LABELS = {"agreement": "agreement", "interim": "interim arrangement",
+                   "default": "deadline default", "none": "none by horizon"}
+Z = 1.959963984540054  # two-sided 95% normal quantile
+
+
+def _matplotlib():
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({
+        "figure.dpi": 110, "savefig.dpi": 130, "font.size": 9.5, "axes.titlesize": 10.5,
+        "axes.titleweight": "bold", "axes.spines.top": False, "axes.spines.right": False,
+        "axes.grid": True, "grid.alpha": 0.25, "legend.frameon": False,
+        "figure.constrained_layout.use": True,
+    })
+    return plt
+
+
+def _as_list(results: Results | Sequence[Results]) -> list[Results]:
+    return list(results) if isinstance(results, (list, tuple)) else [results]
+
+
+def _colours(n: int) -> list:
+    plt = _matplotlib()
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    return [cycle[i % len(cycle)] for i in range(n)]
+
+
+def _new_axes(ax: Axes | None, size: tuple[float, float]) -> tuple[Figure, Axes]:
+    plt = _matplotlib()
+    if ax is not None:
+        return ax.figure, ax
+    fig, ax = plt.subplots(figsize=size)
+    return fig, ax
+
+
+def wilson_band(k: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return pointwise 95% Wilson intervals for counts ``k`` out of ``n``."""
+    k = np.asarray(k, dtype=float)
+    p = k / n
+    denom = 1 + Z**2 / n
+    centre = (p + Z**2 / (2 * n)) / denom
+    half = Z * np.sqrt(p * (1 - p) / n + Z**2 / (4 * n * n)) / denom
+    return np.clip(centre - half, 0, 1), np.clip(centre + half, 0, 1)
+
+
+def _dates(start: dt.date, days: int) -> np.ndarray:
+    return np.array([start + dt.timedelta(days=d) for d in range(days)])
+
+
+def _date_axis(ax: Axes) -> None:
+    import matplotlib.dates as mdates
+
+    locator = mdates.AutoDateLocator(minticks=3, maxticks=7)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+
+
+def plot_agreement_curve(results: Results | Sequence[Results], topic: str, *,
+                         ax: Axes | None = None, legend: bool = True) -> Figure:
+    """Draw P(agreement by date) on ``topic`` with 95% bands; return the figure."""
+    from matplotlib.ticker import PercentFormatter
+
+    runs = _as_list(results)
+    fig, ax = _new_axes(ax, (6.4, 3.6))
+    scenario = runs[0].scenario
+    for res, colour in zip(runs, _colours(len(runs))):
+        i = res.tally.layout.topics.index(topic)
+        counts = np.cumsum(res.tally.agreement_days[i])
+        n = res.tally.n
+        x = _dates(res.scenario.start, len(counts))
+        low, high = wilson_band(counts, n)
+        ax.step(x, counts / n, where="post", color=colour, lw=1.8,
+                label=f"{res.name} (n={n:,})")
+        ax.fill_between(x, low, high, step="post", color=colour, alpha=0.18, lw=0)
+    deadline = scenario.topics[topic].deadline
+    if deadline is not None:
+        ax.axvline(deadline.date, color="0.35", ls="--", lw=1)
+        ax.annotate(f"deadline {deadline.date:%d %b %Y}", (deadline.date, 0.98),
+                    xycoords=("data", "axes fraction"), ha="left", va="top", fontsize=8,
+                    color="0.3", xytext=(3, 0), textcoords="offset points")
+    ax.set_title(scenario.topics[topic].label)
+    ax.set_ylabel("P(agreement by date)")
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    top = max(ax.get_ylim()[1], 0.05)
+    ax.set_ylim(0, min(1.0, top))
+    _date_axis(ax)
+    if legend:
+        ax.legend(loc="upper left", fontsize=8)
+    return fig
+
+
+def plot_agreement_curves(results: Results | Sequence[Results],
+                          topics: Sequence[str] | None = None, *, columns: int = 2) -> Figure:
+    """Draw one agreement-curve panel per topic; return the figure."""
+    plt = _matplotlib()
+    runs = _as_list(results)
+    topics = list(topics or runs[0].scenario.topics)
+    rows = math.ceil(len(topics) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(5.2 * columns, 2.9 * rows), squeeze=False)
+    for k, topic in enumerate(topics):
+        plot_agreement_curve(runs, topic, ax=axes.flat[k], legend=False)
+    for ax in list(axes.flat)[len(topics):]:
+        ax.set_visible(False)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(runs), 4))
+    fig.suptitle("Cumulative probability of agreement (shaded: 95% interval)",
+                 fontweight="bold")
+    return fig
+
+
+def plot_outcome_categories(results: Results | Sequence[Results], *,
+                            ax: Axes | None = None) -> Figure:
+    """Draw each topic's outcome categories as stacked bars, grouped by scenario."""
+    runs = _as_list(results)
+    topics = runs[0].tally.layout.topics
+    labels = [runs[0].scenario.topics[t].label for t in topics]
+    fig, ax = _new_axes(ax, (7.5, 0.45 * len(topics) * len(runs) + 1.6))
+    height = 0.8 / len(runs)
+    hatches = ["", "//", "..", "xx"]
+    y = np.arange(len(topics))
+    for r, res in enumerate(runs):
+        share = res.tally.categories / res.tally.n
+        left = np.zeros(len(topics))
+        pos = y + (r - (len(runs) - 1) / 2) * height
+        for c, category in enumerate(CATEGORIES[1:] + CATEGORIES[:1]):
+            col = CATEGORIES.index(category)
+            ax.barh(pos, share[:, col], height * 0.92, left=left,
+                    color=CATEGORY_COLOURS[category], hatch=hatches[r % len(hatches)],
+                    edgecolor="white", lw=0.5,
+                    label=CATEGORY_LABELS[category] if r == 0 else None)
+            left += share[:, col]
+        if len(runs) > 1:
+            for p in pos:
+                ax.text(1.01, p, res.name, va="center", fontsize=7.5, transform=ax.get_yaxis_transform())
+    ax.set_yticks(y, labels)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    from matplotlib.ticker import PercentFormatter
+
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    ax.set_xlabel("share of runs")
+    ax.set_title("Outcome by topic at the horizon")
+    ax.grid(axis="y", visible=False)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12 if len(runs) == 1 else -0.08),
+              ncols=4, fontsize=8)
+    return fig
+
+
+def plot_agreed_values(results: Results | Sequence[Results], topic: str, *,
+                       ax: Axes | None = None) -> Figure:
+    """Draw the distribution of agreed values on ``topic`` (runs that agreed), overlaid."""
+    runs = _as_list(results)
+    fig, ax = _new_axes(ax, (5.5, 3.3))
+    edges = np.linspace(0, 1, VALUE_BINS + 1)
+    scale = runs[0].scenario.topics[topic].scale
+    for res, colour in zip(runs, _colours(len(runs))):
+        i = res.tally.layout.topics.index(topic)
+        counts = res.tally.values[i]
+        total = counts.sum()
+        if total == 0:
+            ax.plot([], [], color=colour, label=f"{res.name} (no agreements)")
+            continue
+        density = counts / total / np.diff(edges)
+        ax.stairs(density, edges, color=colour, lw=1.6, fill=len(runs) == 1, alpha=0.85,
+                  label=f"{res.name} ({total:,} agreements)")
+    ax.set_xlim(0, 1)
+    ax.set_title(runs[0].scenario.topics[topic].label)
+    ax.set_xlabel(f"agreed value (0: {_short(scale.low)}; 1: {_short(scale.high)})", fontsize=8)
+    ax.set_ylabel("density")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def _short(text: str, width: int = 34) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def plot_agreed_values_grid(results: Results | Sequence[Results],
+                            topics: Sequence[str] | None = None, *, columns: int = 2) -> Figure:
+    """Draw one agreed-value panel per topic that has agreements in some scenario."""
+    plt = _matplotlib()
+    runs = _as_list(results)
+    all_topics = topics or runs[0].scenario.topics
+    topics = [t for t in all_topics
+              if any(r.tally.values[r.tally.layout.topics.index(t)].sum() for r in runs)] or list(all_topics)[:1]
+    rows = math.ceil(len(topics) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(5.2 * columns, 3.0 * rows), squeeze=False)
+    for k, topic in enumerate(topics):
+        plot_agreed_values(runs, topic, ax=axes.flat[k])
+    for ax in list(axes.flat)[len(topics):]:
+        ax.set_visible(False)
+    fig.suptitle("Distribution of agreed values (runs with an agreement)", fontweight="bold")
+    return fig
+
+
+def plot_meetings(results: Results | Sequence[Results], *, ax: Axes | None = None,
+                  counters: Sequence[str] = ("held", "cancelled", "derailed", "postponed")) -> Figure:
+    """Draw meetings per run by track and fate (means with 95% intervals)."""
+    from .summary import mean_from_sums
+
+    runs = _as_list(results)
+    tracks = runs[0].tally.layout.tracks
+    labels = [runs[0].scenario.tracks[t].label for t in tracks]
+    fig, ax = _new_axes(ax, (8.5, 3.8))
+    groups = len(runs) * len(counters)
+    width = 0.84 / groups
+    x = np.arange(len(tracks))
+    fate_colour = {"held": "#2a9d8f", "cancelled": "#e76f51", "derailed": "#f4a261",
+                   "postponed": "#8d99ae", "planned": "#264653", "vetoes": "#6d597a"}
+    hatches = ["", "//", "..", "xx"]
+    k = 0
+    for r, res in enumerate(runs):
+        for counter in counters:
+            j = TRACK_COUNTERS.index(counter)
+            stats = [mean_from_sums(*res.tally.tracks[i, j], res.tally.n) for i in range(len(tracks))]
+            means = np.array([s[0] for s in stats])
+            err = np.array([[s[0] - s[2] for s in stats], [s[3] - s[0] for s in stats]])
+            label = counter if len(runs) == 1 else f"{counter}: {res.name}"
+            ax.bar(x + (k - (groups - 1) / 2) * width, means, width * 0.95, yerr=err,
+                   color=fate_colour[counter], hatch=hatches[r % len(hatches)], edgecolor="white",
+                   lw=0.5, capsize=1.5, error_kw={"lw": 0.8}, label=label)
+            k += 1
+    ax.set_xticks(x, [_wrap(lbl) for lbl in labels], fontsize=8)
+    ax.set_ylabel("meetings per run (mean)")
+    ax.set_title("Meetings by track and fate (bars: 95% intervals)")
+    ax.grid(axis="x", visible=False)
+    ax.legend(fontsize=8, ncols=min(groups, 4))
+    return fig
+
+
+def _wrap(text: str, width: int = 16) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width))
+
+
+def save_default_plots(results: Results | Sequence[Results], folder: Path,
+                       formats: Sequence[str] = ("png",)) -> list[Path]:
+    """Write the default plots into ``folder``; return the paths written."""
+    from .results import write_atomic
+
+    plt = _matplotlib()
+    figures = {
+        "agreement_curves": plot_agreement_curves(results),
+        "outcome_categories": plot_outcome_categories(results),
+        "agreed_values": plot_agreed_values_grid(results),
+        "meetings": plot_meetings(results),
+    }
+    written = []
+    for name, fig in figures.items():
+        for fmt in formats:
+            path = folder / f"{name}.{fmt}"
+            write_atomic(path, lambda tmp, fig=fig, fmt=fmt: fig.savefig(tmp, format=fmt))
+            written.append(path)
+        plt.close(fig)
+    return written
