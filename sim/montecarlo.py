@@ -109,7 +109,10 @@ class ProcessExecutor:
         self.seed = seed
         self.workers = workers
         self.key = scenario_hash(scenario)
-        context = multiprocessing.get_context("forkserver")
+        # fork starts workers in milliseconds and needs no __main__ guard in scripts; the
+        # pool is made before any progress-bar thread exists
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("fork" if "fork" in methods else None)
         self.pool = ProcessPoolExecutor(
             max_workers=workers, mp_context=context, initializer=_pool_init,
             initargs=(self.key, scenario.model_dump_json()),
@@ -256,8 +259,8 @@ def run(
     job = _Job(scenario, layout, store, runs, target_se, done)
 
     started = time.perf_counter()
-    bar = _Progress(runs, already=sum(b - a for a, b in done)) if progress else None
     engine = make_executor(scenario, seed, executor, workers, scheduler) if chunks else None
+    bar = _Progress(runs, already=sum(b - a for a, b in done)) if progress else None
     try:
         if engine is not None:
             for chunk, columns in engine.imap(chunks):
@@ -303,8 +306,13 @@ def _chunks_to_run(runs: int, chunk_size: int, done: set[Chunk]) -> list[Chunk]:
     return chunks
 
 
+#: Runs are tallied in fixed blocks of run indices, whatever the chunks they ran in, so that
+#: float sums, and the point where ``--target-se`` stops, never depend on the chunking.
+TALLY_BLOCK = 500
+
+
 class _Job:
-    """Puts finished chunks in run order, tallies them, writes them, and decides to stop."""
+    """Puts finished chunks in run order, tallies them by block, writes them, decides to stop."""
 
     def __init__(self, scenario: Scenario, layout: Layout, store: ResultsStore | None,
                  runs: int, target_se: float | None, done: set[Chunk]):
@@ -316,7 +324,8 @@ class _Job:
         self.tally = Tally(layout)
         self.memory: list[dict[str, np.ndarray]] = []
         self.waiting: dict[int, tuple[Chunk, dict | None]] = {}
-        self.next_run = 0
+        self.buffer: list[dict[str, np.ndarray]] = []  # drained runs not yet tallied
+        self.next_run = 0  # runs below this are drained
         self.new_runs = 0
         self.stopped = False
         for chunk in sorted(done):
@@ -336,23 +345,47 @@ class _Job:
             chunk, columns = self.waiting.pop(self.next_run)
             if columns is None:
                 columns = self.store.read_part(chunk)
-            else:
+            elif self.store is None:
                 self.memory.append(columns)
-            self.tally.add(columns)
+            self.buffer.append(columns)
             self.next_run = chunk[1]
+            self._tally_blocks(final=False)
+
+    def _tally_blocks(self, final: bool) -> None:
+        tallied = self.tally.n
+        end = self.next_run if final else self.next_run - self.next_run % TALLY_BLOCK
+        if end <= tallied:
+            return
+        joined = _concat(self.buffer)
+        for a in range(tallied, end, TALLY_BLOCK):
+            b = min(a + TALLY_BLOCK, end)
+            self.tally.add({k: v[a - tallied:b - tallied] for k, v in joined.items()})
             if (self.target_se is not None and self.tally.n >= 200
                     and self.tally.headline_standard_errors().max() < self.target_se):
                 self.stopped = True
+                break
+        cut = self.tally.n - tallied
+        self.buffer = [{k: v[cut:] for k, v in joined.items()}]
 
     def finish(self, seed: int, info: dict[str, Any]) -> Results:
         self._drain()
-        if self.stopped and self.store is not None:
-            self.store.drop_parts_from(self.next_run)
+        if not self.stopped:
+            self._tally_blocks(final=True)
         runs_done = self.tally.n
+        if self.stopped and self.store is not None:
+            self.store.truncate(runs_done)
         meta = {"seed": seed, "runs": runs_done, "runs_requested": self.runs, **info}
         if self.store is not None:
             return self.store.finish(self.scenario, self.tally, meta)
-        return Results.from_memory(self.scenario, self.memory, self.tally, meta)
+        columns = _concat(self.memory)
+        columns = {k: v[:runs_done] for k, v in columns.items()}
+        return Results.from_memory(self.scenario, [columns], self.tally, meta)
+
+
+def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    if len(parts) == 1:
+        return parts[0]
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 class _Progress:

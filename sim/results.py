@@ -142,10 +142,14 @@ class ResultsStore:
         table = pq.read_table(self._part_path(chunk))
         return {name: table.column(name).to_numpy() for name in table.column_names}
 
-    def drop_parts_from(self, run: int) -> None:
-        """Remove the chunks at or after ``run`` (beyond where ``--target-se`` stopped)."""
+    def truncate(self, runs: int) -> None:
+        """Keep runs below ``runs`` only (where ``--target-se`` stopped the job)."""
         for chunk in self.done_parts():
-            if chunk[0] >= run:
+            if chunk[0] >= runs:
+                self._part_path(chunk).unlink()
+            elif chunk[1] > runs:
+                columns = {k: v[: runs - chunk[0]] for k, v in self.read_part(chunk).items()}
+                self.write_part((chunk[0], runs), columns)
                 self._part_path(chunk).unlink()
 
     def finish(self, scenario: Scenario, tally: Tally, meta: dict[str, Any]) -> Results:
