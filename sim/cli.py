@@ -184,5 +184,97 @@ def _finish_outputs(results, folder, *, write_csv: bool, svg: bool, no_plots: bo
         click.echo(f"  {path}")
 
 
+def _load_results(folders: tuple[str, ...]):
+    from .results import Results
+
+    from pathlib import Path
+
+    results = [Results.load(f) for f in folders]
+    names = [r.name for r in results]
+    if len(set(names)) < len(names):  # the same scenario run twice: tell them apart by folder
+        for res, folder in zip(results, folders):
+            res.name = Path(folder).resolve().name
+    return results
+
+
+@main.command("compare")
+@click.argument("folders", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option("--out", "-o", type=click.Path(file_okay=False), default=None,
+              help="Folder for the comparison table and plots (default: results/compare-A-vs-B).")
+@click.option("--metric", "metrics", multiple=True,
+              help="Keep metrics whose name contains this, e.g. start. or summits (repeatable).")
+@click.option("--all", "all_metrics", is_flag=True, help="Print every metric, dated ones too.")
+@click.option("--force", is_flag=True, help="Replace an existing comparison folder.")
+@click.option("--quiet", "-q", is_flag=True, help="Print only the paths written.")
+@_reports_bad_input
+def compare_command(folders: tuple[str, ...], out: str | None, metrics: tuple[str, ...],
+                    all_metrics: bool, force: bool, quiet: bool) -> None:
+    """Compare results folders: differences from the first, with intervals and tests."""
+    import json
+    from pathlib import Path
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .compare import compare, render_comparison
+    from .errors import InputError
+    from .plots import (plot_agreed_values_grid, plot_agreement_curves, plot_forest,
+                        plot_meetings, plot_outcome_categories)
+    from .results import write_atomic, write_text_atomic
+
+    if len(folders) < 2:
+        raise InputError("compare needs at least two results folders")
+    results = _load_results(folders)
+    comparison = compare(*results, metrics=list(metrics) or None)
+    folder = Path(out) if out else Path("results") / ("compare-" + "-vs-".join(r.name for r in results))
+    if folder.exists() and any(folder.iterdir()) and not force:
+        raise InputError(f"{folder} already exists; use --force to replace it or --out elsewhere")
+    folder.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(folder / "comparison.json", json.dumps(comparison.to_dict(), indent=2) + "\n")
+    table = comparison.table()
+    write_atomic(folder / "comparison.csv", lambda tmp: table.to_csv(tmp, index=False))
+    figures = {
+        "agreement_curves": plot_agreement_curves(results),
+        "outcome_categories": plot_outcome_categories(results),
+        "agreed_values": plot_agreed_values_grid(results),
+        "meetings": plot_meetings(results),
+        "forest_probabilities": plot_forest(comparison, kind="probability"),
+        "forest_means": plot_forest(comparison, kind="mean"),
+    }
+    written = [folder / "comparison.json", folder / "comparison.csv"]
+    for name, fig in figures.items():
+        path = folder / f"{name}.png"
+        write_atomic(path, lambda tmp, fig=fig: fig.savefig(tmp, format="png"))
+        plt.close(fig)
+        written.append(path)
+    if not quiet:
+        click.echo(render_comparison(comparison, all_metrics=all_metrics))
+        click.echo(f"Comparison in {folder}/:")
+    for path in written:
+        click.echo(f"  {path}")
+
+
+@main.command("report")
+@click.argument("folders", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option("--out", "-o", type=click.Path(dir_okay=False), default=None,
+              help="HTML file to write (default: report.html in the first folder).")
+@_reports_bad_input
+def report_command(folders: tuple[str, ...], out: str | None) -> None:
+    """Write one self-contained HTML report of one or more results folders."""
+    from pathlib import Path
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from .report import write_report
+
+    results = _load_results(folders)
+    path = Path(out) if out else Path(folders[0]) / "report.html"
+    write_report(results, path)
+    click.echo(f"Report written to {path}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -167,10 +167,9 @@ def plot_outcome_categories(results: Results | Sequence[Results], *,
 
     ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
     ax.set_xlabel("share of runs")
-    ax.set_title("Outcome by topic at the horizon")
+    ax.set_title("Outcome by topic at the horizon", pad=24)
     ax.grid(axis="y", visible=False)
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12 if len(runs) == 1 else -0.08),
-              ncols=4, fontsize=8)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=4, fontsize=8)
     return fig
 
 
@@ -282,3 +281,44 @@ def save_default_plots(results: Results | Sequence[Results], folder: Path,
             written.append(path)
         plt.close(fig)
     return written
+
+
+def plot_forest(comparison, *, kind: str = "probability", ax: Axes | None = None,
+                include_dates: bool = False) -> Figure:
+    """Draw the differences from the reference job with 95% intervals (a forest plot).
+
+    ``kind`` "probability" shows probability differences in percentage points, "mean"
+    differences of per-run means (meetings, summits, tension).
+    """
+    rows = [(name, d) for name, d in comparison.rows if d.kind == kind
+            and (include_dates or "_by_" not in d.metric)
+            and not (kind == "mean" and d.metric.endswith(".held") and d.metric != "summits_held")
+            and not math.isnan(d.difference)]
+    fig, ax = _new_axes(ax, (7.5, 0.32 * max(len(rows), 3) + 1.4))
+    names = comparison.names[1:]
+    colours = dict(zip(names, _colours(len(names) + 1)[1:]))
+    scale = 100.0 if kind == "probability" else 1.0
+    y = np.arange(len(rows))
+    for k, (name, d) in enumerate(rows):
+        colour = colours[name]
+        ax.plot([d.low * scale, d.high * scale], [k, k], color=colour, lw=2, solid_capstyle="butt")
+        ax.plot(d.difference * scale, k, "o", color=colour, ms=5,
+                mfc=colour if d.significant else "white")
+    ax.axvline(0, color="0.3", lw=0.9)
+    labels = [d.label if len(names) == 1 else f"{d.label} [{name}]" for name, d in rows]
+    ax.set_yticks(y, labels, fontsize=8)
+    ax.invert_yaxis()
+    unit = "percentage points" if kind == "probability" else "per run"
+    ax.set_xlabel(f"difference from {comparison.reference} ({unit})")
+    pairing = "paired by run" if all(comparison.paired.values()) else "independent samples"
+    what = "Probabilities" if kind == "probability" else "Means"
+    ax.set_title(f"{what}: difference from {comparison.reference}\n"
+                 f"(95% intervals, {pairing})", fontsize=10)
+    ax.grid(axis="y", visible=False)
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=colours[n], marker="o", lw=2, label=n) for n in names]
+    handles.append(Line2D([], [], color="0.4", marker="o", mfc="white", lw=0,
+                          label="open: not significant at 5%"))
+    ax.legend(handles=handles, fontsize=8, loc="best")
+    return fig

@@ -183,6 +183,7 @@ class Results:
         self.path = path
         self._columns = columns
         self._outcomes: pd.DataFrame | None = None
+        self._label: str | None = None
 
     @classmethod
     def from_memory(cls, scenario: Scenario, columns: list[dict[str, np.ndarray]], tally: Tally,
@@ -203,7 +204,12 @@ class Results:
 
     @property
     def name(self) -> str:
-        return self.scenario.name
+        """The label of these results in tables and plots: the scenario name unless set."""
+        return self._label or self.scenario.name
+
+    @name.setter
+    def name(self, label: str) -> None:
+        self._label = label
 
     @property
     def runs(self) -> int:

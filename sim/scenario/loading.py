@@ -128,7 +128,11 @@ def _read(path: Path, chain: tuple[Path, ...]) -> _Source:
         return _Source(data, lines)
     if not isinstance(parent_ref, str):
         raise ScenarioError([_located("extends", "must be a file path", lines)])
-    parent = _read(path.parent / parent_ref, (*chain, resolved))
+    parent_path = path.parent / parent_ref
+    if parent_path.resolve() in (*chain, resolved):
+        cycle = " -> ".join(p.name for p in (*chain, resolved, parent_path.resolve()))
+        raise ScenarioError([_located("extends", f"cycle in extends: {cycle}", lines)])
+    parent = _read(parent_path, (*chain, resolved))
     merged = _deep_merge(parent.data, data)
     return _Source(merged, {**parent.lines, **lines})
 
@@ -298,6 +302,11 @@ def _dedupe(problems: list[Problem]) -> list[Problem]:
 def _consistency_problems(scenario: Scenario) -> list[tuple[str, str]]:
     """Return problems in how the two signatories' positions on each topic fit together."""
     out = []
+    for name, topic in scenario.topics.items():
+        if topic.deadline is not None:
+            out += _deadline_problems(
+                name, scenario.start, topic.deadline.date, scenario.horizon_days
+            )
     a, b = scenario.signatories
     for name in scenario.topics:
         pa, pb = scenario.sides[a].topics[name], scenario.sides[b].topics[name]
@@ -352,7 +361,7 @@ def _reference_problems(data: Mapping[str, Any]) -> list[tuple[str, str]]:
             elif pos.get("influence") is None:
                 pass
         if side.get("role", "signatory") == "signatory":
-            for topic_name in sorted(topics - set(mapping(side.get("topics")))):
+            for topic_name in sorted(topics - set(mapping(side.get("topics"))), key=str):
                 out.append((f"sides.{side_name}.topics", f"no position on topic '{topic_name}'"))
     for venue_name, venue in mapping(data.get("venues")).items():
         for side_name in mapping(mapping(venue).get("acceptability")):
@@ -385,11 +394,23 @@ def _reference_problems(data: Mapping[str, Any]) -> list[tuple[str, str]]:
     for topic_name, topic in mapping(data.get("topics")).items():
         deadline = mapping(mapping(topic).get("deadline"))
         date = deadline.get("date")
-        if isinstance(start, dt.date) and isinstance(date, dt.date) and date <= start:
-            out.append((f"topics.{topic_name}.deadline.date",
-                        f"{date} is not after the scenario start {start}"))
-        if (isinstance(start, dt.date) and isinstance(date, dt.date) and isinstance(horizon, int)
-                and horizon > 0 and (date - start).days > horizon):
-            out.append((f"topics.{topic_name}.deadline.date",
-                        f"{date} is after the end of the horizon"))
+        out += _deadline_problems(topic_name, start, date, horizon)
     return out
+
+
+def _deadline_problems(
+    topic_name: str, start: Any, date: Any, horizon: Any
+) -> list[tuple[str, str]]:
+    """Return problems with a deadline before the start or after the horizon (plain dates only)."""
+
+    def is_date(value: Any) -> bool:  # a datetime is a date that cannot be compared with one
+        return isinstance(value, dt.date) and not isinstance(value, dt.datetime)
+
+    if not (is_date(start) and is_date(date)):
+        return []
+    path = f"topics.{topic_name}.deadline.date"
+    if date <= start:
+        return [(path, f"{date} is not after the scenario start {start}")]
+    if isinstance(horizon, int) and horizon > 0 and (date - start).days > horizon:
+        return [(path, f"{date} is after the end of the horizon")]
+    return []

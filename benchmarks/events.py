@@ -1,0 +1,160 @@
+"""The model's cost per SimPy event, against bare SimPy dispatching the same events.
+
+Model: ``run_world(world, seed, i)`` for runs 0..R-1 of the scenario (compiled once, outside
+the timing); each record's ``events`` field is the number of events scheduled in that run
+(SimPy's event id counter, including process start and end events and the ``until`` event).
+
+Bare SimPy: for each of those runs, a new ``simpy.Environment`` with as many processes as the
+model starts in a run (tracks, shocks with a finite rate, deadlines inside the horizon), each
+doing ``yield env.timeout(1)`` while a shared budget lasts, run with ``until`` like the model,
+so that it schedules exactly the same number of events as the model run (checked). Creating
+the environments and processes is timed for both.
+
+Figures: us/event of each and their ratio (target: model at most 3x bare SimPy), runs/s on one
+core, events/run. The two are timed alternately in each repeat, in this one process.
+
+    python benchmarks/events.py [--runs 300] [--repeat 5] [--scenario PATH]
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import simpy  # noqa: E402
+from _common import BASELINE, Report, check_repeat, header, parser  # noqa: E402
+
+from sim.model.compiled import World, compile_scenario  # noqa: E402
+from sim.model.streams import Streams  # noqa: E402
+from sim.model.world import run_world  # noqa: E402
+from sim.scenario import load_scenario  # noqa: E402
+
+TARGET_RATIO = 3.0
+
+
+def model_processes(world: World) -> int:
+    """Return the number of SimPy processes the model starts in one run (see _Run.play)."""
+    return (sum(1 for t in world.tracks if t.max_meetings != 0)
+            + sum(1 for s in world.shocks if math.isfinite(s.mean_gap))
+            + sum(1 for t in world.topics if t.deadline < world.horizon))
+
+
+def time_model(world: World, seed: int, runs: int, events_at: int) -> tuple[float, list[int]]:
+    events = []
+    t0 = time.perf_counter()
+    for i in range(runs):
+        events.append(run_world(world, seed, i)[0][events_at])
+    return time.perf_counter() - t0, events
+
+
+def _ticker(env: simpy.Environment, budget: list[int]):
+    timeout = env.timeout
+    while budget[0] > 0:
+        budget[0] -= 1
+        yield timeout(1)
+
+
+def bare_run(events: int, processes: int, horizon: float, overhead: int) -> int:
+    """Schedule exactly ``events`` SimPy events, as the model does in a run; return the count.
+
+    ``overhead`` is the count of events that are not timeouts: see :func:`bare_overhead`.
+    """
+    env = simpy.Environment()
+    budget = [events - overhead]
+    for _ in range(processes):
+        env.process(_ticker(env, budget))
+    env.run(until=horizon)
+    return next(env._eid)
+
+
+def bare_overhead(processes: int, horizon: float) -> int:
+    """Return the events a bare run schedules besides its timeouts.
+
+    Each process schedules a start and an end event; ``env.run(until=...)`` schedules its
+    ``until`` event and, when that stops the simulation, schedules it once more (SimPy 4.1).
+    """
+    return bare_run(0, processes, horizon, 0)
+
+
+def time_bare(events: list[int], processes: int, horizon: float) -> tuple[float, list[int]]:
+    overhead = bare_overhead(processes, horizon)
+    counts = []
+    t0 = time.perf_counter()
+    for n in events:
+        counts.append(bare_run(n, processes, horizon, overhead))
+    return time.perf_counter() - t0, counts
+
+
+def time_streams(seed: int, runs: int) -> float:
+    """Time the per-run setup of the named random streams alone (part of the model's cost)."""
+    t0 = time.perf_counter()
+    for i in range(runs):
+        Streams(seed, i)
+    return time.perf_counter() - t0
+
+
+def main(argv: list[str] | None = None) -> Report:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--runs", type=int, default=300, help="baseline runs per repeat (default 300)")
+    p.add_argument("--scenario", type=Path, default=BASELINE)
+    args = p.parse_args(argv)
+    check_repeat(args.repeat)
+
+    header("events: model cost per SimPy event vs bare SimPy")
+    scenario = load_scenario(args.scenario)
+    world = compile_scenario(scenario)
+    seed = scenario.seed
+    at = world.fields.index("events")
+    procs = model_processes(world)
+    # the horizon of the bare runs is far enough out that every process ends on its budget
+    _, events = time_model(world, seed, min(args.runs, 20), at)  # warm-up
+    _, events = time_model(world, seed, args.runs, at)
+    horizon = float(max(events) + 10)
+    time_bare(events[:20], procs, horizon)  # warm-up
+
+    model_t, bare_t, streams_t = [], [], []
+    for _ in range(args.repeat):
+        gc.collect()
+        t, ev = time_model(world, seed, args.runs, at)
+        assert ev == events, "model event counts changed between repeats"
+        model_t.append(t)
+        gc.collect()
+        t, counts = time_bare(events, procs, horizon)
+        if counts != events:
+            raise SystemExit("bare SimPy did not schedule the same events as the model")
+        bare_t.append(t)
+        streams_t.append(time_streams(seed, args.runs))
+
+    total = sum(events)
+    r = Report("events", args.repeat)
+    r.info("scenario", "scenario", str(args.scenario.relative_to(args.scenario.parents[1])
+                                          if args.scenario.is_absolute() else args.scenario))
+    r.info("runs", "runs per repeat", args.runs)
+    r.info("processes", "SimPy processes per run", procs)
+    r.info("events_total", "events per repeat (model = bare, checked)", total)
+    r.info("events_per_run", "events/run (mean)", f"{total / args.runs:.1f}")
+    model_us = r.figure("model_us_per_event", "model us/event", [t / total * 1e6 for t in model_t],
+                        "us", "{:.2f}")
+    bare_us = r.figure("bare_us_per_event", "bare SimPy us/event",
+                       [t / total * 1e6 for t in bare_t], "us", "{:.2f}")
+    ratio = r.figure("ratio", "ratio model / bare", [m / b for m, b in zip(model_t, bare_t)],
+                     "x", "{:.2f}")
+    r.figure("runs_per_s", "model runs/s (one core)", [args.runs / t for t in model_t], "runs/s",
+             "{:,.0f}")
+    r.figure("model_us_per_run", "model us/run", [t / args.runs * 1e6 for t in model_t], "us",
+             "{:,.0f}")
+    r.figure("streams_us_per_run", "of which Streams(seed, run) setup us/run",
+             [t / args.runs * 1e6 for t in streams_t], "us", "{:,.0f}")
+    del model_us, bare_us
+    r.target("model us/event / bare SimPy us/event", ratio, "<=", TARGET_RATIO, "x")
+    r.write(args.json)
+    return r
+
+
+if __name__ == "__main__":
+    main()
