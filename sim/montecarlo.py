@@ -7,9 +7,11 @@ chunk it was in, or the executor: results are bit-identical for any of them.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import time
+from dataclasses import dataclass
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,7 @@ from .tally import Layout, Tally
 
 Chunk = tuple[int, int]
 
-_FLOAT_SUFFIXES = (".day", ".value")
+_FLOAT_SUFFIXES = (".day", ".value", ".interim_day")
 _FLOAT_FIELDS = {"first_summit_day", "tension_end", "tension_peak"}
 
 
@@ -52,104 +54,105 @@ def simulate_chunk(world: World, seed: int, start: int, stop: int) -> dict[str, 
 
 
 # --- executors -----------------------------------------------------------------------------
-# Each gives back (chunk, columns) pairs in completion order; the job puts them in order.
+# An executor runs tasks (scenario key, seed, chunk) and gives back (task, columns) pairs in
+# completion order; jobs put them back in run order. Scenarios travel once per worker, as
+# JSON keyed by their hash, and are compiled there on first use.
 
+Task = tuple[str, int, Chunk]
+
+_WORKER_SCENARIOS: dict[str, str] = {}
 _WORKER_WORLDS: dict[str, World] = {}
 
 
-def _world_for(key: str, scenario_json: str) -> World:
-    """Return the compiled world of a scenario, compiled once per worker process."""
+def _world_for(key: str) -> World:
+    """Return the compiled world of scenario ``key``, compiled once per worker process."""
     world = _WORKER_WORLDS.get(key)
     if world is None:
-        world = compile_scenario(Scenario.model_validate_json(scenario_json))
-        _WORKER_WORLDS.clear()
+        world = compile_scenario(Scenario.model_validate_json(_WORKER_SCENARIOS[key]))
         _WORKER_WORLDS[key] = world
     return world
 
 
-def _pool_init(key: str, scenario_json: str) -> None:
-    _world_for(key, scenario_json)
+def _install(payloads: dict[str, str]) -> None:
+    if set(payloads) != set(_WORKER_SCENARIOS):
+        _WORKER_WORLDS.clear()
+    _WORKER_SCENARIOS.clear()
+    _WORKER_SCENARIOS.update(payloads)
 
 
-def _pool_task(key: str, seed: int, chunk: Chunk) -> tuple[Chunk, dict[str, np.ndarray]]:
-    return chunk, simulate_chunk(_WORKER_WORLDS[key], seed, *chunk)
+def _run_task(task: Task) -> tuple[Task, dict[str, np.ndarray]]:
+    key, seed, chunk = task
+    return task, simulate_chunk(_world_for(key), seed, *chunk)
 
 
-def _dask_task(payload: tuple[str, str], seed: int, chunk: Chunk) -> tuple[Chunk, dict]:
-    return chunk, simulate_chunk(_world_for(*payload), seed, *chunk)
+def _dask_task(payloads: dict[str, str], task: Task) -> tuple[Task, dict[str, np.ndarray]]:
+    if task[0] not in _WORKER_SCENARIOS:
+        _install(payloads)
+    return _run_task(task)
 
 
 class LocalExecutor:
-    """Runs chunks one after another in this process."""
+    """Runs tasks one after another in this process."""
 
     name = "local"
 
-    def __init__(self, scenario: Scenario, seed: int):
-        self.world = compile_scenario(scenario)
-        self.seed = seed
+    def __init__(self, payloads: dict[str, str]):
+        _install(payloads)
         self.workers = 1
 
-    def imap(self, chunks: list[Chunk]) -> Iterator[tuple[Chunk, dict]]:
-        for chunk in chunks:
-            yield chunk, simulate_chunk(self.world, self.seed, *chunk)
+    def imap(self, tasks: list[Task]) -> Iterator[tuple[Task, dict]]:
+        for task in tasks:
+            yield _run_task(task)
 
     def close(self) -> None:
         pass
 
 
 class ProcessExecutor:
-    """A pool of worker processes; the scenario is sent once per worker, runs go in chunks."""
+    """A pool of worker processes; scenarios are sent once per worker, runs go in chunks."""
 
     name = "process"
 
-    def __init__(self, scenario: Scenario, seed: int, workers: int):
+    def __init__(self, payloads: dict[str, str], workers: int):
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        self.seed = seed
         self.workers = workers
-        self.key = scenario_hash(scenario)
         # fork starts workers in milliseconds and needs no __main__ guard in scripts; the
         # pool is made before any progress-bar thread exists
         methods = multiprocessing.get_all_start_methods()
         context = multiprocessing.get_context("fork" if "fork" in methods else None)
-        self.pool = ProcessPoolExecutor(
-            max_workers=workers, mp_context=context, initializer=_pool_init,
-            initargs=(self.key, scenario.model_dump_json()),
-        )
+        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                                        initializer=_install, initargs=(payloads,))
 
-    def imap(self, chunks: list[Chunk]) -> Iterator[tuple[Chunk, dict]]:
+    def imap(self, tasks: list[Task]) -> Iterator[tuple[Task, dict]]:
         from concurrent.futures import FIRST_COMPLETED, wait
 
-        pending = iter(chunks)
-        in_flight = set()
+        pending = iter(tasks)
         # a bounded window keeps finished-but-unwritten chunks, and so memory, small
-        for chunk in _take(pending, 2 * self.workers):
-            in_flight.add(self.pool.submit(_pool_task, self.key, self.seed, chunk))
+        in_flight = {self.pool.submit(_run_task, t) for t in _take(pending, 2 * self.workers)}
         while in_flight:
             done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
             for future in done:
                 yield future.result()
-                for chunk in _take(pending, 1):
-                    in_flight.add(self.pool.submit(_pool_task, self.key, self.seed, chunk))
+                in_flight |= {self.pool.submit(_run_task, t) for t in _take(pending, 1)}
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 class DaskExecutor:
-    """Chunks as Dask tasks on a cluster: an existing scheduler, or a local one."""
+    """Tasks on a Dask cluster: an existing scheduler, or a local one made here."""
 
     name = "dask"
 
-    def __init__(self, scenario: Scenario, seed: int, workers: int, scheduler: str | None):
+    def __init__(self, payloads: dict[str, str], workers: int, scheduler: str | None):
         try:
             from distributed import Client, LocalCluster
         except ImportError:  # pragma: no cover - depends on the install
             raise InputError(
                 "the Dask executor needs the 'dask' extra: pip install 'negotiation-sim[dask]'"
             ) from None
-        self.seed = seed
         self.cluster = None
         if scheduler:
             try:
@@ -161,21 +164,24 @@ class DaskExecutor:
                                         dashboard_address=None)
             self.client = Client(self.cluster)
         self.workers = len(self.client.scheduler_info().get("workers", {})) or workers
-        payload = (scenario_hash(scenario), scenario.model_dump_json())
-        self.payload = self.client.scatter(payload, broadcast=True)
+        self.payloads = self.client.scatter(payloads, broadcast=True)
 
-    def imap(self, chunks: list[Chunk]) -> Iterator[tuple[Chunk, dict]]:
+    def imap(self, tasks: list[Task]) -> Iterator[tuple[Task, dict]]:
         from distributed import as_completed
 
-        pending = iter(chunks)
+        pending = iter(tasks)
         window = as_completed()
-        for chunk in _take(pending, 2 * self.workers):
-            window.add(self.client.submit(_dask_task, self.payload, self.seed, chunk, pure=False))
+
+        def submit(task: Task) -> None:
+            window.add(self.client.submit(_dask_task, self.payloads, task, pure=False))
+
+        for task in _take(pending, 2 * self.workers):
+            submit(task)
         for future in window:
             yield future.result()
             future.release()
-            for chunk in _take(pending, 1):
-                window.add(self.client.submit(_dask_task, self.payload, self.seed, chunk, pure=False))
+            for task in _take(pending, 1):
+                submit(task)
 
     def close(self) -> None:
         self.client.close()
@@ -183,7 +189,7 @@ class DaskExecutor:
             self.cluster.close()
 
 
-def _take(iterator: Iterator[Chunk], n: int) -> list[Chunk]:
+def _take(iterator: Iterator, n: int) -> list:
     out = []
     for _ in range(n):
         item = next(iterator, None)
@@ -193,19 +199,31 @@ def _take(iterator: Iterator[Chunk], n: int) -> list[Chunk]:
     return out
 
 
-def make_executor(scenario: Scenario, seed: int, executor: str, workers: int,
-                  scheduler: str | None):
+def make_executor(payloads: dict[str, str], executor: str, workers: int, scheduler: str | None):
     """Return the executor named ``executor`` ("local", "process" or "dask")."""
     if scheduler or executor == "dask":
-        return DaskExecutor(scenario, seed, workers, scheduler)
+        return DaskExecutor(payloads, workers, scheduler)
     if executor == "process":
-        return ProcessExecutor(scenario, seed, workers)
+        return ProcessExecutor(payloads, workers)
     if executor == "local":
-        return LocalExecutor(scenario, seed)
+        return LocalExecutor(payloads)
     raise InputError(f"unknown executor '{executor}': choose local, process or dask")
 
 
-# --- the job ---------------------------------------------------------------------------------
+# --- jobs ------------------------------------------------------------------------------------
+
+
+@dataclass
+class JobSpec:
+    """One Monte Carlo job: a scenario, how many runs with which seed, and where they go."""
+
+    scenario: Scenario
+    runs: int
+    seed: int
+    out: Path | None = None
+    resume: bool = False
+    force: bool = False
+    target_se: float | None = None
 
 
 def run(
@@ -229,62 +247,83 @@ def run(
     (a pool), "dask" (a local cluster, or the one at ``scheduler``) or "auto" (local for one
     worker or small jobs, else process). With ``out`` the runs stream to that folder as they
     finish (see :class:`~sim.results.ResultsStore`); ``resume`` finishes an interrupted job
-    there, ``force`` replaces an existing one. ``target_se`` stops at the first chunk after
-    which every headline probability's standard error is below it.
+    there, ``force`` replaces an existing one. ``target_se`` stops at the first block of
+    runs after which every headline probability's standard error is below it.
     """
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
-    runs = scenario.runs if runs is None else runs
-    seed = scenario.seed if seed is None else seed
-    if runs <= 0:
-        raise InputError(f"runs: {runs} must be greater than 0")
-    if target_se is not None and not 0.0 < target_se < 0.5:
-        raise InputError(f"target-se: {target_se} must be between 0 and 0.5")
-    scenario = scenario.model_copy(update={"runs": runs, "seed": seed})
-    workers = workers or os.cpu_count() or 1
+    job = JobSpec(scenario, scenario.runs if runs is None else runs,
+                  scenario.seed if seed is None else seed,
+                  Path(out) if out is not None else None, resume, force, target_se)
+    return run_jobs([job], workers=workers, executor=executor, scheduler=scheduler,
+                    chunk_size=chunk_size, progress=progress)[0]
+
+
+def run_jobs(jobs: list[JobSpec], *, workers: int | None = None, executor: str = "auto",
+             scheduler: str | None = None, chunk_size: int | None = None,
+             progress: bool = False) -> list[Results]:
+    """Return the results of several jobs run on one executor, with one progress bar."""
+    for spec in jobs:
+        if spec.runs <= 0:
+            raise InputError(f"runs: {spec.runs} must be greater than 0")
+        if spec.target_se is not None and not 0.0 < spec.target_se < 0.5:
+            raise InputError(f"target-se: {spec.target_se} must be between 0 and 0.5")
+    workers = os.cpu_count() or 1 if workers is None else workers
     if workers < 1:
         raise InputError(f"workers: {workers} must be at least 1")
+    total = sum(spec.runs for spec in jobs)
     if executor == "auto":
-        executor = "local" if workers == 1 or runs < 400 else "process"
-    chunk_size = chunk_size or max(50, min(1000, math.ceil(runs / (workers * 8))))
+        executor = "local" if workers == 1 or total < 400 else "process"
+    if chunk_size is None:
+        chunk_size = max(50, min(1000, math.ceil(total / (workers * 8))))
     if chunk_size < 1:
         raise InputError(f"chunk-size: {chunk_size} must be at least 1")
 
-    store = ResultsStore(Path(out)) if out is not None else None
-    done: set[Chunk] = set()
-    if store is not None:
-        done = store.prepare(scenario, seed=seed, runs=runs, resume=resume, force=force)
-    chunks = _chunks_to_run(runs, chunk_size, done)
-    layout = Layout.from_fields(compile_scenario(scenario).fields, scenario.horizon_days)
-    job = _Job(scenario, layout, store, runs, target_se, done)
+    states, tasks, payloads = [], [], {}
+    for spec in jobs:
+        scenario = spec.scenario.model_copy(update={"runs": spec.runs, "seed": spec.seed})
+        key = scenario_hash(scenario)
+        payloads[key] = scenario.model_dump_json()
+        store = ResultsStore(spec.out) if spec.out is not None else None
+        done: set[Chunk] = set()
+        if store is not None:
+            done = store.prepare(scenario, seed=spec.seed, runs=spec.runs, resume=spec.resume,
+                                 force=spec.force)
+        layout = Layout.from_fields(compile_scenario(scenario).fields, scenario.horizon_days)
+        states.append(_Job(scenario, layout, store, spec.runs, spec.target_se, done))
+        tasks.append([(key, spec.seed, c) for c in _chunks_to_run(spec.runs, chunk_size, done)])
+    # interleave the jobs' chunks so that a sweep's points finish together
+    order = [t for group in itertools.zip_longest(*tasks) for t in group if t is not None]
+    owner = {(key, seed, chunk): i for i, group in enumerate(tasks) for key, seed, chunk in group}
 
     started = time.perf_counter()
-    engine = make_executor(scenario, seed, executor, workers, scheduler) if chunks else None
-    bar = _Progress(runs, already=sum(b - a for a, b in done)) if progress else None
+    engine = make_executor(payloads, executor, workers, scheduler) if order else None
+    bar = _Progress(total, already=total - sum(c[1] - c[0] for _, _, c in order)) if progress else None
     try:
         if engine is not None:
-            for chunk, columns in engine.imap(chunks):
-                job.receive(chunk, columns)
+            for task, columns in engine.imap(order):
+                state = states[owner[task]]
+                if not state.stopped:
+                    state.receive(task[2], columns)
                 if bar is not None:
-                    bar.advance(chunk[1] - chunk[0])
-                if job.stopped:
-                    break
+                    bar.advance(task[2][1] - task[2][0])
     finally:
         if engine is not None:
             engine.close()
         if bar is not None:
             bar.close()
     wall = time.perf_counter() - started
+    new_runs = sum(state.new_runs for state in states)
     info = {
         "executor": engine.name if engine else "none (all runs already done)",
         "workers": engine.workers if engine else 0,
         "chunk_size": chunk_size,
         "wall_seconds": wall,
-        "runs_per_second": job.new_runs / wall if wall > 0 and job.new_runs else None,
-        "target_se": target_se,
-        "stopped_at_target": job.stopped,
+        "runs_per_second": new_runs / wall if wall > 0 and new_runs else None,
     }
-    return job.finish(seed, info)
+    return [state.finish(spec.seed, {**info, "target_se": spec.target_se,
+                                     "stopped_at_target": state.stopped})
+            for spec, state in zip(jobs, states)]
 
 
 def _chunks_to_run(runs: int, chunk_size: int, done: set[Chunk]) -> list[Chunk]:

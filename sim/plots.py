@@ -320,5 +320,5 @@ def plot_forest(comparison, *, kind: str = "probability", ax: Axes | None = None
     handles = [Line2D([], [], color=colours[n], marker="o", lw=2, label=n) for n in names]
     handles.append(Line2D([], [], color="0.4", marker="o", mfc="white", lw=0,
                           label="open: not significant at 5%"))
-    ax.legend(handles=handles, fontsize=8, loc="best")
+    ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig

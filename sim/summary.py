@@ -149,8 +149,11 @@ def summarize(results: Results) -> Summary:
         if topic.deadline is not None:
             prob(f"{name}.p_default", f"{topic.label}: P(deadline default)", cats[DEFAULT])
             if topic.deadline.interim is not None:
-                prob(f"{name}.p_interim", f"{topic.label}: P({topic.deadline.interim.label} in force "
-                     "at horizon)", cats[INTERIM])
+                interim = topic.deadline.interim.label
+                prob(f"{name}.p_interim_taken", f"{topic.label}: P({interim} taken at the deadline)",
+                     tally.interim_taken[i])
+                prob(f"{name}.p_interim", f"{topic.label}: P({interim} in force at horizon)",
+                     cats[INTERIM])
         cum = np.cumsum(tally.agreement_days[i])
         for date in dates:
             day = min((date - scenario.start).days, scenario.horizon_days)
@@ -194,7 +197,8 @@ def render_summary(summary: Summary) -> str:
     topics = Table(title=f"{summary.name}: {summary.runs:,} runs (95% intervals)")
     for col in ("topic", "P(agreement)", "P(deadline default)", "median agreement date",
                 "mean value", "reference"):
-        topics.add_column(col, justify="left" if col == "topic" else "right")
+        topics.add_column(col, justify="left" if col == "topic" else "right",
+                          no_wrap=col == "topic")
     names = [r.metric[: -len(".p_agreement")] for r in summary.rows if r.metric.endswith(".p_agreement")]
     for name in names:
         agree = summary[f"{name}.p_agreement"]
@@ -220,7 +224,7 @@ def render_summary(summary: Summary) -> str:
                 "summits_held.mean", "tension_end.mean", "tension_peak.mean"):
             other.add_row(row.label, f"{row.estimate:.2f}", f"[{row.low:.2f}, {row.high:.2f}]")
     buffer = StringIO()
-    console = Console(file=buffer, width=120, force_terminal=False, color_system=None)
+    console = Console(file=buffer, width=140, force_terminal=False, color_system=None)
     console.print(topics)
     console.print("reference: salience- and capability-weighted mean of the sides' ideal points")
     console.print(other)

@@ -49,6 +49,7 @@ class Tally:
     agreement_days: np.ndarray = field(init=False)  # [topic, day] agreements on that day
     default_days: np.ndarray = field(init=False)  # [topic, day] defaults on that day
     values: np.ndarray = field(init=False)  # [topic, bin] agreed values histogram
+    interim_taken: np.ndarray = field(init=False)  # [topic] runs that took the interim
     value_sums: np.ndarray = field(init=False)  # [topic, (sum, sum of squares)]
     tracks: np.ndarray = field(init=False)  # [track, counter, (sum, sum of squares)]
     scalars: np.ndarray = field(init=False)  # [scalar, (sum, sum of squares)]
@@ -61,6 +62,7 @@ class Tally:
         self.agreement_days = np.zeros((t, d), np.int64)
         self.default_days = np.zeros((t, d), np.int64)
         self.values = np.zeros((t, VALUE_BINS), np.int64)
+        self.interim_taken = np.zeros(t, np.int64)
         self.value_sums = np.zeros((t, 2))
         self.tracks = np.zeros((len(self.layout.tracks), len(TRACK_COUNTERS), 2))
         self.scalars = np.zeros((len(self.layout.scalars), 2))
@@ -81,6 +83,9 @@ class Tally:
             v = columns[f"{topic}.value"][agreed]
             self.values[i] += np.histogram(v, bins=VALUE_BINS, range=(0.0, 1.0))[0]
             self.value_sums[i] += (v.sum(), (v * v).sum())
+            interim = columns.get(f"{topic}.interim_day")
+            if interim is not None:
+                self.interim_taken[i] += int((~np.isnan(interim)).sum())
         for i, track in enumerate(lay.tracks):
             for j, counter in enumerate(TRACK_COUNTERS):
                 x = columns[f"{track}.{counter}"].astype(np.float64)
@@ -98,7 +103,7 @@ class Tally:
         self.n += other.n
         self.summit_any += other.summit_any
         for name in ("categories", "agreement_days", "default_days", "values", "value_sums",
-                     "tracks", "scalars", "first_summit_days"):
+                     "interim_taken", "tracks", "scalars", "first_summit_days"):
             getattr(self, name).__iadd__(getattr(other, name))
 
     # --- estimates used while running ----------------------------------------------------
@@ -119,8 +124,8 @@ class Tally:
 
     def save(self, path: Path) -> None:
         arrays = {name: getattr(self, name) for name in (
-            "categories", "agreement_days", "default_days", "values", "value_sums", "tracks",
-            "scalars", "first_summit_days")}
+            "categories", "agreement_days", "default_days", "values", "value_sums",
+            "interim_taken", "tracks", "scalars", "first_summit_days")}
         with open(path, "wb") as fh:
             np.savez(fh, n=self.n, summit_any=self.summit_any, **arrays)
 

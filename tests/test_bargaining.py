@@ -99,21 +99,19 @@ def test_tension_slows_the_concession_clock(minimal):
     assert any(abs(talks_demands(e)[1] - _expected_demands(e.day)[1]) > 0.02 for e in talks)
 
 
-def test_noise_is_centred_on_the_faratin_demand(minimal):
-    # at day 7 the noise-free demands are far from the clipping bounds; 2000 meetings
-    s = _faratin_scenario(minimal, bargaining__noise=0.05, tracks__t__max_meetings=1)
+def test_noise_is_normal_and_centred_on_the_faratin_demand(minimal):
+    # b's demand at day 7 is 4.7 noise sds from the clipping bound 0: clipping is negligible
+    s = _faratin_scenario(minimal, bargaining__noise=0.03)
     world = compile_scenario(s)
-    da, db = _expected_demands(7.0)
-    asked = []
-    for r in range(2000):
-        _, trace = __import__("sim.model.world", fromlist=["run_world"]).run_world(world, 3, r, True)
-        (e,) = lines_of(trace, "talks")
-        asked.append(talks_demands(e)[0])
-    mean = sum(asked) / len(asked)
-    sd = math.sqrt(sum((a - mean) ** 2 for a in asked) / (len(asked) - 1))
-    # mean within 4.5 standard errors (plus rounding to 2 decimals in the trace)
-    assert abs(mean - da) < 4.5 * 0.05 / math.sqrt(len(asked)) + 0.005
-    assert sd == pytest.approx(0.05, rel=0.1)  # sd of a normal sample: rel SE ~ 1/sqrt(2n) ~ 1.6%
+    _, db = _expected_demands(7.0)
+    n = 4000
+    offered = [_Run(world, Streams(3, r), trace=False).demands(0, 7.0, noise=True)[1]
+               for r in range(n)]
+    mean = sum(offered) / n
+    sd = math.sqrt(sum((d - mean) ** 2 for d in offered) / (n - 1))
+    assert abs(mean - db) < 4.5 * 0.03 / math.sqrt(n)
+    # the sample sd of a normal has relative standard error 1 / sqrt(2 (n - 1))
+    assert abs(sd / 0.03 - 1.0) < 4.5 / math.sqrt(2 * (n - 1))
 
 
 # --- Rubinstein ----------------------------------------------------------------------

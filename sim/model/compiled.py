@@ -68,6 +68,7 @@ class VenueSpec:
     name: str
     label: str
     security: float
+    neutrality: float
     acceptability: tuple[float, float]
 
 
@@ -137,9 +138,8 @@ def compile_scenario(scenario: Scenario) -> World:
                 if p is not None and s in p.influence:
                     weight += p.influence[s]
                     total += p.influence[s] * p.ideal
-            weight = min(weight, 1.0)
-            pulls.append(weight)
             targets.append(total / weight if weight > 0 else 0.0)
+            pulls.append(min(weight, 1.0))
         interim = topic.deadline.interim if topic.deadline else None
         topics.append(
             TopicSpec(
@@ -206,6 +206,7 @@ def compile_scenario(scenario: Scenario) -> World:
             name=name,
             label=v.label,
             security=v.security,
+            neutrality=v.neutrality,
             acceptability=tuple(v.acceptability.get(s, 1.0) for s in sig),
         )
         for name, v in scenario.venues.items()
@@ -252,8 +253,10 @@ def compile_scenario(scenario: Scenario) -> World:
 def outcome_fields(scenario: Scenario) -> tuple[str, ...]:
     """Return the names of an outcome record's fields, in order."""
     fields: list[str] = []
-    for t in scenario.topics:
+    for t, topic in scenario.topics.items():
         fields += [f"{t}.outcome", f"{t}.day", f"{t}.value"]
+        if topic.deadline is not None and topic.deadline.interim is not None:
+            fields.append(f"{t}.interim_day")
     for tr in scenario.tracks:
         fields += [f"{tr}.{c}" for c in TRACK_COUNTERS]
     fields += ["summits_held", "first_summit_day", "tension_end", "tension_peak"]

@@ -80,7 +80,13 @@ class _Run:
         self.derail_until = [-1.0] * len(world.shocks)
         self.peak = world.initial_tension
         self.first_summit = _NAN
-        self.clock_end: dict[int, float] = {}  # topic -> concession horizon set by an interim
+        self.interim_day = [_NAN] * n
+        # topic -> (concession clock at the deadline, interim duration, share conceded then)
+        self.interim_clock: dict[int, tuple[float, float, tuple[float, float]]] = {}
+        # the concession clock: effective days of concession, slowed by tension
+        self.tau = 0.0
+        self.tau_t = 0.0
+        self.tau_m = 1.0 - world.concession_sensitivity * world.initial_tension
 
     # --- the run ----------------------------------------------------------------------
 
@@ -101,8 +107,10 @@ class _Run:
     def _record(self) -> tuple:
         w = self.w
         out: list[Any] = []
-        for i in range(len(w.topics)):
+        for i, topic in enumerate(w.topics):
             out += (self.status[i], self.day[i], self.value[i])
+            if topic.interim is not None:
+                out.append(self.interim_day[i])
         summits = 0
         for spec, c in zip(w.tracks, self.counts):
             out += c
@@ -173,14 +181,19 @@ class _Run:
             high, low = self.demands(i, t, noise=False)
             if high <= topic.interim <= low:
                 self._settle(i, INTERIM, topic.interim)
+                self.interim_day[i] = t
                 if self.trace is not None:
                     self.note(topic.name, "interim",
                               f"{topic.label}: deadline reached; {topic.interim_label} taken "
                               f"(demands {high:.2f} / {low:.2f} bracket {topic.interim:.2f})")
                 if topic.interim_end >= self.w.horizon:
                     return
-                # the arrangement buys time: both sides' concession clocks run to its end
-                self.clock_end[i] = topic.interim_end
+                # the arrangement buys time: from where they stand, both sides concede
+                # towards their reservation points again, over the arrangement's term
+                tau = self.clock(t)
+                shares = tuple(faratin_alpha(tau, topic.patience[s], topic.beta[s], topic.k[s])
+                               for s in (0, 1))
+                self.interim_clock[i] = (tau, topic.interim_end - topic.deadline, shares)
                 yield self.env.timeout(topic.interim_end - t)
                 if self.status[i] != INTERIM:
                     return
@@ -317,7 +330,9 @@ class _Run:
         vetoes = 0
         tension = self.tension(self.env.now) if w.venue_sensitivity > 0.0 else 0.0
         while pool:
-            weights = [w.venues[v].acceptability[proposer] for v in pool]
+            # the proposer weighs venues by its own acceptability, preferring neutral ground
+            weights = [w.venues[v].acceptability[proposer] * (0.5 + 0.5 * w.venues[v].neutrality)
+                       for v in pool]
             if not any(weights):
                 break
             v = pool[draw.choice(weights)]
@@ -333,14 +348,30 @@ class _Run:
 
     # --- bargaining -------------------------------------------------------------------
 
-    def demand(self, i: int, side: int, t: float, multiplier: float) -> float:
-        """Return ``side``'s demand on topic ``i`` at time ``t`` before noise."""
+    def clock(self, t: float) -> float:
+        """Return the concession clock at ``t``: days elapsed, each weighted by calm.
+
+        The clock runs at m = 1 - concession_sensitivity * tension (trapezoid rule between
+        the moments it is read), so tension slows concession and never takes it back.
+        """
+        if t > self.tau_t:
+            m = 1.0 - self.w.concession_sensitivity * self.tension(t)
+            self.tau += 0.5 * (self.tau_m + m) * (t - self.tau_t)
+            self.tau_t = t
+            self.tau_m = m
+        return self.tau
+
+    def demand(self, i: int, side: int, tau: float) -> float:
+        """Return ``side``'s demand on topic ``i`` at concession clock ``tau``, before noise."""
         topic = self.w.topics[i]
         opening, reservation = topic.opening[side], topic.reservation[side]
-        # tension slows the concession clock: at multiplier m a side has conceded by t what
-        # it would have conceded by m t in calm times
-        patience = self.clock_end.get(i) or topic.patience[side]
-        alpha = faratin_alpha(multiplier * t, patience, topic.beta[side], topic.k[side])
+        interim = self.interim_clock.get(i) if self.interim_clock else None
+        if interim is None:
+            alpha = faratin_alpha(tau, topic.patience[side], topic.beta[side], topic.k[side])
+        else:
+            start, term, shares = interim
+            a0 = shares[side]
+            alpha = a0 + (1.0 - a0) * faratin_alpha(tau - start, term, topic.beta[side], 0.0)
         d = opening + alpha * (reservation - opening)
         pull = topic.pull[side]
         if pull:
@@ -351,10 +382,10 @@ class _Run:
         """Return (demand of the side wanting high, demand of the side wanting low) on topic i."""
         w = self.w
         topic = w.topics[i]
-        m = 1.0 - w.concession_sensitivity * self.tension(t)
+        tau = self.clock(t)
         hi, lo = topic.high, 1 - topic.high
-        dh = self.demand(i, hi, t, m)
-        dl = self.demand(i, lo, t, m)
+        dh = self.demand(i, hi, tau)
+        dl = self.demand(i, lo, tau)
         if noise and w.noise > 0.0:
             draw = self.s.bargaining
             dh += w.noise * draw.normal()
@@ -369,8 +400,8 @@ class _Run:
         t = self.env.now
         total = 0.0
         for i in topics:
-            if self.status[i] in (AGREEMENT, INTERIM):
-                continue
+            if self.status[i] != NONE:
+                continue  # settled, bridged or lapsed: no longer in the way of a meeting
             total += gap(*self.demands(i, t, noise=False))
         return 1.0 - total / len(topics)
 

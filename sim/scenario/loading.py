@@ -358,8 +358,9 @@ def _reference_problems(data: Mapping[str, Any]) -> list[tuple[str, str]]:
             if side.get("role", "signatory") == "signatory":
                 if pos.get("reservation") is None:
                     out.append((f"{path}.reservation", "a signatory needs a reservation point"))
-            elif pos.get("influence") is None:
-                pass
+                if pos.get("influence"):
+                    out.append((f"{path}.influence",
+                                "only influencers (role: influencer) exert influence"))
         if side.get("role", "signatory") == "signatory":
             for topic_name in sorted(topics - set(mapping(side.get("topics"))), key=str):
                 out.append((f"sides.{side_name}.topics", f"no position on topic '{topic_name}'"))
@@ -411,6 +412,6 @@ def _deadline_problems(
     path = f"topics.{topic_name}.deadline.date"
     if date <= start:
         return [(path, f"{date} is not after the scenario start {start}")]
-    if isinstance(horizon, int) and horizon > 0 and (date - start).days > horizon:
-        return [(path, f"{date} is after the end of the horizon")]
+    if isinstance(horizon, int) and horizon > 0 and (date - start).days >= horizon:
+        return [(path, f"{date} is not before the end of the horizon")]
     return []

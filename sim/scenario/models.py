@@ -161,9 +161,7 @@ class Shock(_Strict):
     )
     derail_window_days: Days = 14.0
     max_tension: Unit = Field(1.0, description="The shock only lands while tension is at most this")
-    concession_shift: Annotated[float, Field(ge=-1.0, le=1.0)] = Field(
-        0.0, description="Shift of the hit side's concession multiplier while the shock lasts"
-    )
+
 
 
 class Bargaining(_Strict):
