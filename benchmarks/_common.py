@@ -14,6 +14,7 @@ import platform
 import shutil
 import statistics
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,57 @@ def parser(description: str, repeat: int = 5) -> argparse.ArgumentParser:
                    help=f"times to repeat the measurement (default {repeat})")
     p.add_argument("--json", type=Path, default=None, metavar="PATH",
                    help="also write the figures as JSON to PATH")
+    p.add_argument("--wait-idle", type=float, default=0.0, metavar="SECONDS",
+                   help="wait up to SECONDS for other processes to leave the CPUs idle "
+                        "before each measurement (default 0: just report how busy they are)")
     return p
+
+
+def busy_cpus(interval: float = 0.5) -> float:
+    """Return how many CPUs' worth of time the whole machine used over ``interval`` seconds."""
+
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat", encoding="ascii") as f:
+            values = [int(v) for v in f.readline().split()[1:]]
+        idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+        return sum(values[:8]) - idle, sum(values[:8])
+
+    try:
+        busy0, total0 = sample()
+        time.sleep(interval)
+        busy1, total1 = sample()
+    except OSError:
+        return float("nan")
+    ncpu = os.cpu_count() or 1
+    return ncpu * (busy1 - busy0) / max(total1 - total0, 1)
+
+
+def settle(wait: float, threshold: float = 0.25) -> float:
+    """Wait up to ``wait`` seconds for the machine to be idle; return the CPUs busy before."""
+    deadline = time.monotonic() + wait
+    busy = busy_cpus()
+    while busy > threshold and time.monotonic() < deadline:
+        time.sleep(2.0)
+        busy = busy_cpus()
+    return busy
+
+
+class BusyWatch:
+    """Notes how busy the machine was (in CPUs) just before each measurement."""
+
+    def __init__(self, wait: float):
+        self.wait = wait
+        self.samples: list[float] = []
+
+    def before(self) -> None:
+        self.samples.append(settle(self.wait))
+
+    def report(self, r: Report, threshold: float = 0.25) -> None:
+        worst = max(self.samples) if self.samples else 0.0
+        r.info("busy_before", "other load before measurements (max, CPUs)", f"{worst:.2f}")
+        if worst > threshold:
+            r.note(f"the machine was busy ({worst:.2f} CPUs) before a measurement: "
+                   "other processes share the cores, so the figures are pessimistic")
 
 
 def check_repeat(repeat: int) -> None:

@@ -276,5 +276,99 @@ def report_command(folders: tuple[str, ...], out: str | None) -> None:
     click.echo(f"Report written to {path}")
 
 
+@main.command("sweep")
+@click.argument("scenario", type=click.Path(dir_okay=False))
+@click.option("--param", "-p", "param_specs", multiple=True, required=True, metavar="KEY=SPEC",
+              help="A swept key: key=lo:hi:n or key=a,b,c (grid), key=lo:hi (lhs, sobol).")
+@click.option("--design", type=click.Choice(["grid", "lhs", "sobol"]), default="grid", show_default=True)
+@click.option("--points", type=int, default=None, help="Design points for lhs and sobol.")
+@click.option("--runs", "-n", type=int, default=200, show_default=True, help="Runs per point.")
+@click.option("--seed", type=int, default=None, help="Seed shared by all points (default: the scenario's).")
+@click.option("--workers", "-w", type=int, default=None, help="Worker processes (default: all cores).")
+@click.option("--executor", type=click.Choice(["auto", "local", "process", "dask"]), default="auto",
+              show_default=True)
+@click.option("--scheduler", default=None, metavar="ADDRESS", help="Address of a running Dask scheduler.")
+@_set_option
+@click.option("--metric", "-m", "metrics", multiple=True,
+              help="Metric to plot, e.g. start.p_agreement (repeatable; default: every P(agreement)).")
+@click.option("--sensitivity", "sensitivity_metric", default=None, metavar="METRIC",
+              help="Also estimate Sobol' indices of METRIC to the swept ranges.")
+@click.option("--sensitivity-n", type=int, default=32, show_default=True,
+              help="Sobol' base sample size (a power of 2); n (d + 2) jobs are run.")
+@click.option("--out", "-o", type=click.Path(file_okay=False), default=None,
+              help="Folder for the table and plots (default: results/<scenario>-sweep).")
+@click.option("--force", is_flag=True, help="Replace an existing sweep folder.")
+@click.option("--resume", is_flag=True, help="Finish an interrupted sweep in the folder.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no table.")
+@_reports_bad_input
+def sweep_command(scenario: str, param_specs: tuple[str, ...], design: str, points: int | None,
+                  runs: int, seed: int | None, workers: int | None, executor: str,
+                  scheduler: str | None, overrides: tuple[str, ...], metrics: tuple[str, ...],
+                  sensitivity_metric: str | None, sensitivity_n: int, out: str | None,
+                  force: bool, resume: bool, quiet: bool) -> None:
+    """Sweep scenario keys over a design; write the table (Parquet, CSV) and plots."""
+    import sys
+    from pathlib import Path
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .errors import InputError
+    from .plots import plot_sensitivity, plot_sweep_heatmap, plot_sweep_line
+    from .results import write_atomic
+    from .scenario import load_scenario
+    from .sweep import headline_metrics, model_sensitivity, parse_param, sweep
+
+    if force and resume:
+        raise InputError("--force and --resume exclude each other")
+    params = dict(parse_param(spec, design) for spec in param_specs)
+    s = load_scenario(scenario, overrides=overrides)
+    known = headline_metrics(s)
+    for m in metrics:
+        if m not in known:
+            raise InputError(f"--metric {m}: not a sweep metric; choose from {', '.join(known)}")
+    chosen = list(metrics) or [m for m in known if m.endswith(".p_agreement")]
+    folder = Path(out) if out else Path("results") / f"{s.name}-sweep"
+    progress = not quiet and sys.stderr.isatty()
+    table = sweep(s, params, design=design, points=points, runs=runs, seed=seed, workers=workers,
+                  executor=executor, scheduler=scheduler, out=folder, resume=resume, force=force,
+                  progress=progress)
+    written = [folder / "sweep.parquet", folder / "sweep.csv"]
+    keys = list(params)
+
+    def save(fig, name: str) -> None:
+        path = folder / f"{name}.png"
+        write_atomic(path, lambda tmp: fig.savefig(tmp, format="png"))
+        plt.close(fig)
+        written.append(path)
+
+    if design == "grid" and len(keys) == 1:
+        save(plot_sweep_line(table, keys[0], chosen), "sweep")
+    elif design == "grid" and len(keys) == 2:
+        for m in chosen:
+            save(plot_sweep_heatmap(table, keys[0], keys[1], m), f"heatmap_{m}")
+    else:
+        for key in keys:
+            save(plot_sweep_line(table, key, chosen), f"sweep_{key}")
+    if sensitivity_metric is not None:
+        ranges = {k: (min(v), max(v)) for k, v in params.items()}  # a grid's span, or the range
+        sens = model_sensitivity(s, ranges, sensitivity_metric, n=sensitivity_n, runs=runs,
+                                 seed=seed, workers=workers, executor=executor, progress=progress)
+        path = folder / "sensitivity.csv"
+        write_atomic(path, lambda tmp: sens.table().to_csv(tmp, index=False))
+        written.append(path)
+        save(plot_sensitivity(sens), "sensitivity")
+        if not quiet:
+            click.echo(sens.table().to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if not quiet:
+        shown = keys + [c for m in chosen for c in (m, f"{m}_se")]
+        click.echo(table[shown].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        click.echo(f"{len(table)} points x {runs} runs; results in {folder}/:")
+    for path in written:
+        click.echo(f"  {path}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

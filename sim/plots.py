@@ -322,3 +322,84 @@ def plot_forest(comparison, *, kind: str = "probability", ax: Axes | None = None
                           label="open: not significant at 5%"))
     ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
+
+
+def _metric_label(metric: str) -> str:
+    name, _, what = metric.partition(".")
+    words = {"p_agreement": "P(agreement)", "p_default": "P(deadline default)",
+             "p_interim_taken": "P(interim taken)", "p_any": "P(at least one)",
+             "mean": "mean", "held.mean": "meetings held"}
+    return f"{name}: {words.get(what, what)}"
+
+
+def plot_sweep_line(table, param: str, metrics: Sequence[str], *, ax: Axes | None = None) -> Figure:
+    """Draw metrics against one swept parameter, with 95% bands (±1.96 standard errors)."""
+    fig, ax = _new_axes(ax, (6.4, 3.8))
+    data = table.sort_values(param)
+    x = data[param].to_numpy(float)
+    for metric, colour in zip(metrics, _colours(len(metrics))):
+        y = data[metric].to_numpy(float)
+        se = data[f"{metric}_se"].to_numpy(float)
+        ax.plot(x, y, "o-", color=colour, ms=3.5, lw=1.6, label=_metric_label(metric))
+        ax.fill_between(x, y - Z * se, y + Z * se, color=colour, alpha=0.18, lw=0)
+    if all(m.split(".", 1)[1].startswith("p_") for m in metrics):
+        from matplotlib.ticker import PercentFormatter
+
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+        ax.set_ylim(bottom=0)
+    ax.set_xlabel(param)
+    runs = int(data["runs"].iloc[0]) if "runs" in data else None
+    ax.set_title(f"Sweep of {param}" + (f" ({runs:,} runs per point, 95% bands)" if runs else ""),
+                 fontsize=10)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_sweep_heatmap(table, x: str, y: str, metric: str, *, ax: Axes | None = None) -> Figure:
+    """Draw a metric over a two-parameter grid as a heat map, values written in the cells."""
+    fig, ax = _new_axes(ax, (6.0, 4.6))
+    grid = table.pivot_table(index=y, columns=x, values=metric, aggfunc="mean")
+    values = grid.to_numpy(float)
+    is_prob = metric.split(".", 1)[1].startswith("p_")
+    image = ax.imshow(values, origin="lower", aspect="auto", cmap="viridis",
+                      vmin=0 if is_prob else None, vmax=1 if is_prob else None)
+    ax.set_xticks(range(len(grid.columns)), [f"{v:g}" for v in grid.columns], fontsize=8)
+    ax.set_yticks(range(len(grid.index)), [f"{v:g}" for v in grid.index], fontsize=8)
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    ax.grid(False)
+    for (r, c), v in np.ndenumerate(values):
+        if not math.isnan(v):
+            text = f"{100 * v:.0f}%" if is_prob else f"{v:.2f}"
+            bright = image.norm(v) > 0.6
+            ax.text(c, r, text, ha="center", va="center", fontsize=7.5,
+                    color="black" if bright else "white")
+    bar = fig.colorbar(image, ax=ax, label=_metric_label(metric))
+    if is_prob:
+        from matplotlib.ticker import PercentFormatter
+
+        bar.ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    ax.set_title(_metric_label(metric), fontsize=10)
+    return fig
+
+
+def plot_sensitivity(sensitivity, *, ax: Axes | None = None) -> Figure:
+    """Draw Sobol' first-order and total indices as bars with bootstrap 95% intervals."""
+    fig, ax = _new_axes(ax, (6.4, 0.5 * len(sensitivity.names) + 1.8))
+    y = np.arange(len(sensitivity.names))
+    h = 0.38
+    for offset, (label, est, lo, hi, colour) in enumerate((
+            ("first order", sensitivity.first_order, sensitivity.first_low, sensitivity.first_high, "#2a9d8f"),
+            ("total", sensitivity.total_order, sensitivity.total_low, sensitivity.total_high, "#264653"))):
+        err = np.array([np.clip(est - lo, 0, None), np.clip(hi - est, 0, None)])
+        ax.barh(y + (offset - 0.5) * h, est, h * 0.95, xerr=err, color=colour, label=label,
+                capsize=2, error_kw={"lw": 0.8})
+    ax.set_yticks(y, sensitivity.names, fontsize=8)
+    ax.invert_yaxis()
+    ax.axvline(0, color="0.3", lw=0.8)
+    ax.set_xlabel("Sobol' index (share of output variance)")
+    ax.set_title(f"Sensitivity of {sensitivity.metric} ({sensitivity.evaluations} evaluations)",
+                 fontsize=10)
+    ax.grid(axis="y", visible=False)
+    ax.legend(fontsize=8)
+    return fig

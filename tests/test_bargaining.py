@@ -75,13 +75,14 @@ def test_demands_at_meetings_follow_opening_plus_alpha_times_the_way_to_reservat
     assert talks_demands(talks[-1]) == (0.6, 0.4)
 
 
-def test_world_demand_is_the_faratin_formula_before_clipping(minimal):
+def test_world_demand_is_the_faratin_formula_of_the_concession_clock(minimal):
     s = _faratin_scenario(minimal)
     run = _Run(compile_scenario(s), Streams(0, 0), trace=False)
-    for t in (0.0, 13.0, 50.0, 150.0, 199.0, 250.0, 299.0):
+    for t in (0.0, 13.0, 50.0, 150.0, 199.0, 250.0, 299.0):  # in order: the clock runs on
         da, db = _expected_demands(t)
-        assert run.demand(0, 0, t, 1.0) == pytest.approx(da, rel=1e-12)
-        assert run.demand(0, 1, t, 1.0) == pytest.approx(db, rel=1e-12)
+        assert run.clock(t) == pytest.approx(t, rel=1e-12)  # calm: one clock day a day
+        assert run.demand(0, 0, t) == pytest.approx(da, rel=1e-12)
+        assert run.demand(0, 1, t) == pytest.approx(db, rel=1e-12)
         assert run.demands(0, t, noise=False) == pytest.approx((da, db), rel=1e-12)
 
 
@@ -97,6 +98,22 @@ def test_tension_slows_the_concession_clock(minimal):
         assert talks_demands(e) == pytest.approx((da, db), abs=0.005 + 1e-9), e
     # and the tension really made a difference somewhere
     assert any(abs(talks_demands(e)[1] - _expected_demands(e.day)[1]) > 0.02 for e in talks)
+
+
+def test_tension_never_takes_a_concession_back(minimal):
+    # big shocks make tension jump up and down; without noise, each side's demand still
+    # moves only towards its reservation from one meeting to the next
+    storm = {"label": "Storm", "rate_per_year": 12, "tension": 0.6, "half_life_days": 20}
+    s = _faratin_scenario(minimal, climate__concession_sensitivity=1.0, shocks={"s": storm},
+                          tracks__t__cadence_days=5)
+    moved = 0
+    for trace in traces(s, 30):
+        demands = [talks_demands(e) for e in lines_of(trace, "talks")]
+        for (a0, b0), (a1, b1) in zip(demands, demands[1:]):
+            assert a1 <= a0 and b1 >= b0
+        moved += demands[-1] != demands[0]
+        assert lines_of(trace, "shock")
+    assert moved == 30
 
 
 def test_noise_is_normal_and_centred_on_the_faratin_demand(minimal):
@@ -263,9 +280,9 @@ def test_influencer_pulls_a_signatorys_demand_toward_its_ideal(minimal):
                           "topics": {"x": {"ideal": 0.0, "influence": {"a": 0.25}}}}
     pulled = _Run(compile_scenario(scenario_of(data)), Streams(0, 0), trace=False)
     for t in (0.0, 100.0, 200.0):
-        d = plain.demand(0, 0, t, 1.0)
-        assert pulled.demand(0, 0, t, 1.0) == pytest.approx(d + 0.25 * (0.0 - d), rel=1e-12)
-        assert pulled.demand(0, 1, t, 1.0) == plain.demand(0, 1, t, 1.0)  # b is not pulled
+        d = plain.demand(0, 0, t)
+        assert pulled.demand(0, 0, t) == pytest.approx(d + 0.25 * (0.0 - d), rel=1e-12)
+        assert pulled.demand(0, 1, t) == plain.demand(0, 1, t)  # b is not pulled
 
 
 def test_influence_pulls_the_agreement_toward_the_influencer(minimal):

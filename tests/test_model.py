@@ -164,6 +164,15 @@ def test_venue_not_vetoed_is_chosen_about_as_often_as_the_other(minimal):
     assert abs(in_x / n - 0.5) < 4.5 * math.sqrt(0.25 / n)
 
 
+def test_proposers_prefer_neutral_venues(minimal):
+    # weight 0.5 + 0.5 neutrality: a neutral venue is proposed twice as often as a partisan one
+    s = _venues(minimal, {}, venues__xville__neutrality=1.0, venues__ytown__neutrality=0.0)
+    held = [e for tr in traces(s, 100) for e in lines_of(tr, "held")]
+    n = len(held)
+    share = sum(" in Xville" in e.text for e in held) / n
+    assert abs(share - 2 / 3) < 4.5 * math.sqrt(2 / 9 / n)
+
+
 def test_each_veto_delays_the_meeting(minimal):
     # a proposes on day 10, Xville or Ytown at even odds; b rejects Xville, costing 14 days
     s = _venues(minimal, {"b": 0.0}, tracks__t__veto_delay_days=14, tracks__t__max_meetings=1)
@@ -236,6 +245,10 @@ def _deadline(minimal, deadline: dict | None, **changes):
 def test_deadline_day_is_counted_from_the_start(minimal):
     s = _deadline(minimal, {"default": 0.25})
     assert compile_scenario(s).topics[0].deadline == 100.0
+    # only a topic with an interim has an interim_day field
+    assert "x.interim_day" not in outcome_fields(s)
+    s = _deadline(minimal, {"default": 0.25, "interim": {"label": "i", "value": 0.5}})
+    assert "x.interim_day" in outcome_fields(s)
 
 
 def test_nothing_is_settled_after_a_deadline_default(minimal):
@@ -259,6 +272,7 @@ def test_interim_bracketed_by_the_demands_at_the_deadline_is_taken(minimal):
     out = simulate(s, seed=1, trace=True)
     assert out["t.held"] == 2
     assert (out["x.outcome"], out["x.day"], out["x.value"]) == (2, 100.0, 0.5)
+    assert out["x.interim_day"] == 100.0
     assert "stopgap taken" in lines_of(out.trace, "interim")[0].text
 
 
@@ -267,6 +281,7 @@ def test_interim_outside_the_demands_at_the_deadline_is_refused(minimal):
     s = _deadline(minimal, {"default": 0.0, "interim": {"label": "stopgap", "value": 0.8}}, **meet)
     out = simulate(s, seed=1, trace=True)
     assert (out["x.outcome"], out["x.day"], out["x.value"]) == (3, 100.0, 0.0)
+    assert math.isnan(out["x.interim_day"])
     assert "stopgap refused" in lines_of(out.trace, "default")[0].text
 
 
@@ -276,6 +291,7 @@ def test_interim_that_runs_out_without_agreement_becomes_default_at_its_end(mini
     out = simulate(_deadline(minimal, {"default": 0.1, "interim": interim}, **meet),
                    seed=1, trace=True)
     assert (out["x.outcome"], out["x.day"], out["x.value"]) == (3, 150.0, 0.1)
+    assert out["x.interim_day"] == 100.0
     assert "runs out" in lines_of(out.trace, "default")[0].text
 
 
@@ -284,15 +300,16 @@ def test_agreement_after_an_interim_replaces_it(minimal):
     meet = dict(tracks__t__first_day=20, tracks__t__cadence_days=50, tracks__t__max_meetings=3)
     s = _deadline(minimal, {"default": 0.0, "interim": {"label": "stopgap", "value": 0.5}}, **meet)
     out = simulate(s, seed=1, trace=True)
-    assert (out["x.outcome"], out["x.day"]) == (1, 120.0)
+    assert (out["x.outcome"], out["x.day"], out["x.interim_day"]) == (1, 120.0, 100.0)
     assert [e.kind for e in out.trace if e.kind in ("interim", "agreement")] == [
         "interim", "agreement"]
 
 
-def test_deadline_on_the_last_day_of_the_horizon_leaves_the_topic_open(minimal):
-    s = _deadline(minimal, {"default": 0.0}, topics__x__deadline__date="2027-01-01",
+def test_deadline_on_the_last_day_of_the_horizon_still_applies(minimal):
+    s = _deadline(minimal, {"default": 0.0}, topics__x__deadline__date="2026-12-31",
                   tracks__t__authority=[])
-    assert simulate(s, seed=1).category("x") == "none"
+    out = simulate(s, seed=1)
+    assert (out.category("x"), out["x.day"]) == ("default", 364.0)
 
 
 # --- determinism ----------------------------------------------------------------------

@@ -195,8 +195,12 @@ def test_opening_worse_than_reservation_is_inconsistent(minimal):
     assert "worse than the reservation" in problems_of(exc)["sides.b.topics.x.opening"].message
 
 
-@pytest.mark.parametrize(("date", "message"), [("2025-06-01", "is not after the scenario start"),
-                                               ("2027-06-01", "is after the end of the horizon")])
+@pytest.mark.parametrize(("date", "message"), [
+    ("2025-06-01", "is not after the scenario start"),
+    ("2026-01-01", "is not after the scenario start"),
+    ("2027-01-01", "is not before the end of the horizon"),  # day 365 of 365
+    ("2027-06-01", "is not before the end of the horizon"),
+])
 def test_deadline_outside_the_horizon_is_refused(minimal_yaml, date, message):
     text = minimal_yaml.replace(
         "      high: everything\n",
