@@ -26,13 +26,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import simpy  # noqa: E402
-from _common import BASELINE, BusyWatch, Report, check_repeat, header, parser  # noqa: E402
+import simpy
+from _common import BASELINE, BusyWatch, Report, check_repeat, header, parser
 
-from sim.model.compiled import World, compile_scenario  # noqa: E402
-from sim.model.streams import STREAM_NAMES, Streams  # noqa: E402
-from sim.model.world import run_world  # noqa: E402
-from sim.scenario import load_scenario  # noqa: E402
+from sim.model.compiled import World, compile_scenario
+from sim.model.streams import STREAM_NAMES, Streams
+from sim.model.world import run_world
+from sim.scenario import load_scenario
 
 TARGET_RATIO = 3.0
 

@@ -30,8 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (BASELINE, REPO, BusyWatch, Report, check_repeat, header,  # noqa: E402
-                     parser, sim_command)
+from _common import BASELINE, REPO, BusyWatch, Report, check_repeat, header, parser, sim_command
 
 TARGET_MB = 500.0
 MB = 1e6

@@ -20,10 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import BASELINE, BusyWatch, Report, check_repeat, header, parser  # noqa: E402
+from _common import BASELINE, BusyWatch, Report, check_repeat, header, parser
 
-from sim.montecarlo import run  # noqa: E402
-from sim.scenario import load_scenario  # noqa: E402
+from sim.montecarlo import run
+from sim.scenario import load_scenario
 
 TARGET_SPEEDUP = 1.7
 

@@ -370,5 +370,43 @@ def sweep_command(scenario: str, param_specs: tuple[str, ...], design: str, poin
         click.echo(f"  {path}")
 
 
+@main.command("hindcast")
+@click.argument("scenario", type=click.Path(dir_okay=False), default="scenarios/hindcast_2025.yaml")
+@click.option("--facts", type=click.Path(dir_okay=False), default="scenarios/facts/hindcast_2025.yaml",
+              show_default=True, help="YAML list of what happened in the window.")
+@click.option("--runs", "-n", type=int, default=None, help="Number of runs (default: the scenario's).")
+@click.option("--seed", type=int, default=None)
+@click.option("--workers", "-w", type=int, default=None)
+@click.option("--out", "-o", type=click.Path(file_okay=False), default=None,
+              help="Results folder (default: results/<scenario name>).")
+@click.option("--force", is_flag=True, help="Replace an existing results folder.")
+@_reports_bad_input
+def hindcast_command(scenario: str, facts: str, runs: int | None, seed: int | None,
+                     workers: int | None, out: str | None, force: bool) -> None:
+    """Run a hindcast scenario and check its predictions against the record."""
+    import json
+    import sys
+    from pathlib import Path
+
+    from .hindcast import check_facts, load_facts, render_checks
+    from .montecarlo import run
+    from .results import write_text_atomic
+    from .scenario import load_scenario
+
+    recorded = load_facts(facts)
+    s = load_scenario(scenario)
+    folder = Path(out) if out else Path("results") / s.name
+    results = run(s, runs=runs, seed=seed, workers=workers, out=folder, force=force,
+                  progress=sys.stderr.isatty())
+    checks = check_facts(results, recorded)
+    report = {"runs": results.runs, "seed": results.seed, "facts_file": str(facts),
+              "inside_central_90": sum(c.inside for c in checks), "facts": len(checks),
+              "checks": [{**c.fact.model_dump(), "observed": c.observed, "prediction": c.prediction,
+                          "probability": c.probability, "inside": c.inside} for c in checks]}
+    write_text_atomic(folder / "hindcast.json", json.dumps(report, indent=2) + "\n")
+    click.echo(render_checks(checks, results.runs))
+    click.echo(f"Results in {folder}/ (hindcast.json)")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

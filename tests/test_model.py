@@ -10,7 +10,17 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import BASELINE, REPO, column, lines_of, pooled, records, scenario_of, traces
+from conftest import (
+    BASELINE,
+    REPO,
+    column,
+    lines_of,
+    pooled,
+    records,
+    scenario_of,
+    talks_demands,
+    traces,
+)
 from scipy import stats
 
 from sim.model import CATEGORIES, TRACK_COUNTERS, compile_scenario, outcome_fields, simulate
@@ -65,7 +75,6 @@ def chi_square_p(observed, probabilities) -> float:
     return stats.chisquare(obs, exp).pvalue
 
 
-@pytest.mark.slow
 def test_held_meetings_are_binomial_in_planned_meetings_with_cancel_probability(minimal):
     days, first, horizon, p, runs = 7.0, 3.0, 365, 0.3, 3000
     n = sum(1 for k in range(1000) if first + k * days < horizon)
@@ -80,7 +89,6 @@ def test_held_meetings_are_binomial_in_planned_meetings_with_cancel_probability(
     assert chi_square_p(observed, stats.binom.pmf(np.arange(n + 1), n, 1 - p - 0.05)) < 1e-6
 
 
-@pytest.mark.slow
 def test_first_held_meeting_index_is_geometric_in_the_cancel_probability(minimal):
     # a summit track records the day of its first held meeting; meeting k is on 5 + 10 (k-1)
     days, first, horizon, p, runs = 10.0, 5.0, 365, 0.6, 4000
@@ -303,6 +311,17 @@ def test_agreement_after_an_interim_replaces_it(minimal):
     assert (out["x.outcome"], out["x.day"], out["x.interim_day"]) == (1, 120.0, 100.0)
     assert [e.kind for e in out.trace if e.kind in ("interim", "agreement")] == [
         "interim", "agreement"]
+
+
+def test_deadline_beyond_the_horizon_never_fires_but_sets_the_concession_horizon(minimal):
+    # 2027-06-01 is day 516: a linear side has conceded 10/516 of its way by day 10
+    s = _deadline(minimal, {"default": 0.0}, topics__x__deadline__date="2027-06-01")
+    assert compile_scenario(s).topics[0].patience == (516.0, 516.0)
+    (trace,) = traces(s, 1)
+    asked, offered = talks_demands(lines_of(trace, "talks")[0])
+    assert asked == pytest.approx(1.0 - 0.7 * 10 / 516, abs=0.005 + 1e-9)
+    assert offered == pytest.approx(0.7 * 10 / 516, abs=0.005 + 1e-9)
+    assert not lines_of(trace, "default")
 
 
 def test_deadline_on_the_last_day_of_the_horizon_still_applies(minimal):

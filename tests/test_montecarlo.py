@@ -186,22 +186,40 @@ def test_zero_workers_or_chunk_size_is_an_input_error_not_the_default(kwargs, wo
 # --- --target-se -------------------------------------------------------------------------
 
 
+#: Runs requested of --target-se jobs: well past where 0.02 is met (1000 runs for the baseline),
+#: and few enough that the checks stay quick even if a job ran all of them.
+TARGET_RUNS = 2000
+
+
 @pytest.fixture(scope="module")
 def stopped():
-    """A job asked for 20000 runs that should stop once every headline SE is below 0.02."""
-    return run(BASELINE, runs=20_000, target_se=0.02, workers=2, executor="process",
+    """A job that should stop once every headline standard error is below 0.02."""
+    return run(BASELINE, runs=TARGET_RUNS, target_se=0.02, workers=2, executor="process",
                chunk_size=100)
 
 
-def test_target_se_stops_early_with_every_headline_se_below_target(stopped):
-    meta = stopped.metadata
+def check_stopped_early(results, requested: int, target: float) -> None:
+    meta = results.metadata
     assert meta["stopped_at_target"] is True
-    assert meta["target_se"] == 0.02
-    assert meta["runs_requested"] == 20_000
-    assert stopped.runs < 20_000
-    assert meta["runs"] == stopped.runs == stopped.tally.n == len(stopped.outcomes)
-    np.testing.assert_array_equal(stopped.outcomes["run"].to_numpy(), np.arange(stopped.runs))
-    assert stopped.tally.headline_standard_errors().max() < 0.02
+    assert meta["target_se"] == target
+    assert meta["runs_requested"] == requested
+    assert results.runs < requested
+    assert meta["runs"] == results.runs == results.tally.n == len(results.outcomes)
+    np.testing.assert_array_equal(results.outcomes["run"].to_numpy(), np.arange(results.runs))
+    assert results.tally.headline_standard_errors().max() < target
+
+
+def test_target_se_stops_early_with_every_headline_se_below_target(stopped):
+    check_stopped_early(stopped, TARGET_RUNS, 0.02)
+
+
+@pytest.mark.slow
+def test_target_se_stops_a_20000_run_job_at_the_same_point(stopped):
+    big = run(BASELINE, runs=20_000, target_se=0.02, workers=2, executor="process",
+              chunk_size=250)
+    check_stopped_early(big, 20_000, 0.02)
+    assert big.runs == stopped.runs
+    assert_same_results(big, stopped)
 
 
 def test_target_se_stops_at_the_first_tally_block_that_meets_it(stopped):
@@ -216,10 +234,6 @@ def test_target_se_outcomes_are_the_first_runs_of_the_uncapped_job(stopped, refe
                            check_exact=True)
 
 
-# The stopping point is the first block of runs 0..k meeting the target, so it does not depend
-# on how many runs were asked for beyond it; asking for 5000 keeps these checks quick.
-
-
 @pytest.mark.parametrize("workers, executor, chunk_size", [
     (1, "local", 50),
     (2, "process", 70),
@@ -227,7 +241,7 @@ def test_target_se_outcomes_are_the_first_runs_of_the_uncapped_job(stopped, refe
 ])
 def test_target_se_stopping_point_does_not_depend_on_workers_or_chunks(
         stopped, workers, executor, chunk_size):
-    other = run(BASELINE, runs=5000, target_se=0.02, workers=workers, executor=executor,
+    other = run(BASELINE, runs=TARGET_RUNS, target_se=0.02, workers=workers, executor=executor,
                 chunk_size=chunk_size)
     assert other.metadata["stopped_at_target"] is True
     assert other.runs == stopped.runs
@@ -241,7 +255,7 @@ def test_target_se_with_a_store_keeps_exactly_the_runs_tallied(stopped, tmp_path
 
     from sim.results import Results
 
-    stored = run(BASELINE, runs=5000, target_se=0.02, workers=2, executor="process",
+    stored = run(BASELINE, runs=TARGET_RUNS, target_se=0.02, workers=2, executor="process",
                  chunk_size=333, out=tmp_path / "job")
     assert stored.runs == stopped.runs
     table = pq.read_table(tmp_path / "job" / "outcomes")
@@ -266,8 +280,9 @@ def test_target_se_stops_simulating_once_the_target_is_met(monkeypatch):
         return real(world, seed, start, stop)
 
     monkeypatch.setattr(mc, "simulate_chunk", counting)  # the local executor runs in-process
-    r = run(BASELINE, runs=3000, target_se=0.02, workers=1, executor="local", chunk_size=100)
-    assert r.metadata["stopped_at_target"] is True and r.runs < 3000
+    r = run(BASELINE, runs=TARGET_RUNS, target_se=0.02, workers=1, executor="local",
+            chunk_size=100)
+    assert r.metadata["stopped_at_target"] is True and r.runs < TARGET_RUNS
     assert sum(simulated) <= r.runs + 100
 
 

@@ -402,7 +402,11 @@ def _reference_problems(data: Mapping[str, Any]) -> list[tuple[str, str]]:
 def _deadline_problems(
     topic_name: str, start: Any, date: Any, horizon: Any
 ) -> list[tuple[str, str]]:
-    """Return problems with a deadline before the start or after the horizon (plain dates only)."""
+    """Return problems with a deadline not after the start (plain dates only).
+
+    A deadline at or after the horizon's end is allowed: it never fires in the run, but it
+    still sets the sides' concession horizons.
+    """
 
     def is_date(value: Any) -> bool:  # a datetime is a date that cannot be compared with one
         return isinstance(value, dt.date) and not isinstance(value, dt.datetime)
@@ -412,6 +416,4 @@ def _deadline_problems(
     path = f"topics.{topic_name}.deadline.date"
     if date <= start:
         return [(path, f"{date} is not after the scenario start {start}")]
-    if isinstance(horizon, int) and horizon > 0 and (date - start).days >= horizon:
-        return [(path, f"{date} is not before the end of the horizon")]
     return []

@@ -1,0 +1,123 @@
+"""Hindcast: the predictive distribution of a past period held against what happened.
+
+For each recorded fact the check gives the model's predictive probability of what happened
+(for a topic agreed or not) or its central 90% interval (for a count), and whether the fact
+falls inside the central 90%. With calibrated forecasts about 9 facts in 10 should.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+from .errors import InputError
+from .model.compiled import AGREEMENT
+from .results import Results
+
+CENTRAL = 0.90
+
+
+class Fact(BaseModel):
+    """One thing that happened in the hindcast window."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    label: str
+    kind: Literal["count", "agreed", "not_agreed"]
+    column: str | None = None
+    topic: str | None = None
+    observed: int | None = None
+    source: str = ""
+
+    @model_validator(mode="after")
+    def _fields_for_kind(self) -> Fact:
+        if self.kind == "count" and (self.column is None or self.observed is None):
+            raise ValueError("a count fact needs column and observed")
+        if self.kind != "count" and self.topic is None:
+            raise ValueError(f"an {self.kind} fact needs topic")
+        return self
+
+
+class _FactsFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    facts: list[Fact]
+
+
+@dataclass(frozen=True)
+class FactCheck:
+    """A fact against the predictive distribution."""
+
+    fact: Fact
+    observed: str
+    prediction: str
+    probability: float  # P(what happened): exact count, or the topic's observed state
+    inside: bool
+
+
+def load_facts(path: str | Path) -> list[Fact]:
+    """Return the facts listed in a YAML file, validated."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read facts file: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise InputError(f"{path}: malformed YAML: {exc}") from None
+    try:
+        return _FactsFile.model_validate(data).facts
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise InputError(f"{path}: {where}: {first['msg']}") from None
+
+
+def check_facts(results: Results, facts: list[Fact]) -> list[FactCheck]:
+    """Return each fact checked against the runs in ``results``."""
+    checks = []
+    tail = (1 - CENTRAL) / 2
+    for fact in facts:
+        if fact.kind == "count":
+            if fact.column not in results.outcomes.columns:
+                raise InputError(f"fact '{fact.label}': no outcome column '{fact.column}'")
+            x = results.column(fact.column).astype(float)
+            low, high = np.quantile(x, [tail, 1 - tail], method="inverted_cdf")
+            p = float(np.mean(x == fact.observed))
+            checks.append(FactCheck(
+                fact, str(fact.observed),
+                f"90% interval [{low:g}, {high:g}], mean {x.mean():.2f}", p,
+                bool(low <= fact.observed <= high)))
+        else:
+            if f"{fact.topic}.outcome" not in results.outcomes.columns:
+                raise InputError(f"fact '{fact.label}': no topic '{fact.topic}'")
+            agreed = float(np.mean(results.column(f"{fact.topic}.outcome") == AGREEMENT))
+            p = agreed if fact.kind == "agreed" else 1.0 - agreed
+            observed = "agreed" if fact.kind == "agreed" else "not agreed"
+            checks.append(FactCheck(fact, observed, f"P(agreed) = {agreed:.1%}", p, p >= tail))
+    return checks
+
+
+def render_checks(checks: list[FactCheck], runs: int) -> str:
+    """Return the fact-by-fact table and the honest count."""
+    from io import StringIO
+
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Hindcast: {runs:,} runs against the record")
+    for col in ("fact", "observed", "model", "P(observed)", "in central 90%"):
+        table.add_column(col, justify="left" if col in ("fact", "model") else "right")
+    for c in checks:
+        table.add_row(c.fact.label, c.observed, c.prediction, f"{c.probability:.1%}",
+                      "yes" if c.inside else "NO")
+    inside = sum(c.inside for c in checks)
+    buffer = StringIO()
+    console = Console(file=buffer, width=130, force_terminal=False, color_system=None)
+    console.print(table)
+    console.print(f"{inside} of {len(checks)} facts fall inside the central 90% "
+                  f"(about {CENTRAL * len(checks):.0f} expected if the model is calibrated).")
+    return buffer.getvalue()
