@@ -268,7 +268,8 @@ def run_jobs(jobs: list[JobSpec], *, workers: int | None = None, executor: str =
             raise InputError(f"runs: {spec.runs} must be greater than 0")
         if spec.target_se is not None and not 0.0 < spec.target_se < 0.5:
             raise InputError(f"target-se: {spec.target_se} must be between 0 and 0.5")
-    workers = os.cpu_count() or 1 if workers is None else workers
+    if workers is None:
+        workers = os.cpu_count() or 1
     if workers < 1:
         raise InputError(f"workers: {workers} must be at least 1")
     total = sum(spec.runs for spec in jobs)

@@ -128,7 +128,7 @@ def scenario_of(data: dict[str, Any], **changes: Any) -> Scenario:
 def records(scenario: Scenario, runs: int, seed: int = 12345) -> list[dict[str, Any]]:
     """Return the outcome records of runs ``0 .. runs-1`` as dicts keyed by field."""
     world = compile_scenario(scenario)
-    return [dict(zip(world.fields, run_world(world, seed, r)[0])) for r in range(runs)]
+    return [dict(zip(world.fields, run_world(world, seed, r)[0], strict=True)) for r in range(runs)]
 
 
 def column(scenario: Scenario, field: str, runs: int, seed: int = 12345) -> np.ndarray:
@@ -179,5 +179,8 @@ def talks_demands(event: TraceEvent) -> tuple[float, float]:
     return float(m.group(1)), float(m.group(2))
 
 
-def lines_of(trace: list[TraceEvent], kind: str, where: Callable[[TraceEvent], bool] = lambda e: True):
+def lines_of(
+    trace: list[TraceEvent], kind: str, where: Callable[[TraceEvent], bool] = lambda e: True
+) -> list[TraceEvent]:
+    """Return the trace lines of one kind (and matching ``where``)."""
     return [e for e in trace if e.kind == kind and where(e)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+from itertools import pairwise
 
 import pytest
 from conftest import TOPIC_Y, lines_of, records, scenario_of, talks_demands, traces
@@ -38,9 +39,9 @@ def test_boulware_concedes_less_than_linear_which_concedes_less_than_conceder():
 
 def test_faratin_alpha_rises_from_k_to_one():
     for beta in (0.2, 1.0, 5.0):
-        values = [faratin_alpha(t, 100.0, beta, 0.1) for t in range(0, 101)]
+        values = [faratin_alpha(t, 100.0, beta, 0.1) for t in range(101)]
         assert values[0] == 0.1 and values[-1] == 1.0
-        assert all(a < b for a, b in zip(values, values[1:]))
+        assert all(a < b for a, b in pairwise(values))
 
 
 def _faratin_scenario(minimal, **changes):
@@ -109,7 +110,7 @@ def test_tension_never_takes_a_concession_back(minimal):
     moved = 0
     for trace in traces(s, 30):
         demands = [talks_demands(e) for e in lines_of(trace, "talks")]
-        for (a0, b0), (a1, b1) in zip(demands, demands[1:]):
+        for (a0, b0), (a1, b1) in pairwise(demands):
             assert a1 <= a0 and b1 >= b0
         moved += demands[-1] != demands[0]
         assert lines_of(trace, "shock")

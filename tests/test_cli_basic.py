@@ -13,7 +13,7 @@ from conftest import BASELINE, MINIMAL_YAML, REPO
 
 def sim(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "sim", *args], cwd=REPO, capture_output=True,
-                          text=True, timeout=timeout)
+                          text=True, timeout=timeout, check=False)
 
 
 def test_help_lists_the_commands():

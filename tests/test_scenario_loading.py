@@ -99,7 +99,8 @@ def test_out_of_range_number_names_path_value_and_bound(minimal):
     minimal["sides"]["a"]["topics"]["x"]["ideal"] = 1.4
     with pytest.raises(ScenarioError) as exc:
         validate(minimal)
-    assert str(problems_of(exc)["sides.a.topics.x.ideal"]) == "sides.a.topics.x.ideal: 1.4 is above 1.0"
+    problem = problems_of(exc)["sides.a.topics.x.ideal"]
+    assert str(problem) == "sides.a.topics.x.ideal: 1.4 is above 1.0"
 
 
 @pytest.mark.parametrize(
@@ -494,7 +495,7 @@ def mutated_baselines(draw) -> dict:
     return data
 
 
-@settings(max_examples=200, deadline=None, derandomize=True,
+@settings(max_examples=200, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(mutated_baselines())
 def test_any_mutation_of_the_baseline_validates_or_raises_scenario_error(data):

@@ -48,6 +48,11 @@ class TrackSpec:
     agenda: tuple[int, ...]
     authority: tuple[int, ...]
     venues: tuple[int, ...]
+    # per proposer: its weight on each venue of the pool (acceptability x neutrality preference)
+    venue_weights: tuple[tuple[float, ...], tuple[float, ...]]
+    # per responder: its chance of accepting each venue of the pool in calm times
+    venue_accept: tuple[tuple[float, ...], tuple[float, ...]]
+    venue_risk: tuple[float, ...]  # 1 - security of each venue of the pool
     veto_delay: float
     cancel_prob: float
     postpone_prob: float
@@ -170,7 +175,9 @@ def compile_scenario(scenario: Scenario) -> World:
         )
 
     tracks = []
+    venue_list = list(scenario.venues.values())
     for name, tr in scenario.tracks.items():
+        pool = [venue_list[venue_index[v]] for v in tr.venues]
         req = tr.requires
         protocol = tr.protocol or scenario.bargaining.protocol
         tracks.append(
@@ -185,6 +192,12 @@ def compile_scenario(scenario: Scenario) -> World:
                 agenda=tuple(topic_index[t] for t in tr.agenda),
                 authority=tuple(topic_index[t] for t in tr.authority),
                 venues=tuple(venue_index[v] for v in tr.venues),
+                venue_weights=tuple(
+                    tuple(v.acceptability.get(s, 1.0) * (0.5 + 0.5 * v.neutrality) for v in pool)
+                    for s in sig
+                ),
+                venue_accept=tuple(tuple(v.acceptability.get(s, 1.0) for v in pool) for s in sig),
+                venue_risk=tuple(1.0 - v.security for v in pool),
                 veto_delay=tr.veto_delay_days,
                 cancel_prob=tr.cancel_prob,
                 postpone_prob=tr.postpone_prob,

@@ -71,13 +71,18 @@ class _Run:
         self.day = [_NAN] * n
         self.value = [_NAN] * n
         self.counts = [[0] * 6 for _ in world.tracks]
-        # tension = equilibrium + base * exp(-reversion (t - base_t)) + sum of shock components
+        # tension = equilibrium + base + sum of shock components, each decaying exponentially;
+        # all are brought forward together to clim_t, and the clipped total is kept in level
         self.base = world.initial_tension - world.equilibrium
-        self.base_t = 0.0
         self.shock_level = [0.0] * len(world.shocks)
-        self.shock_t = [0.0] * len(world.shocks)
+        self.active: list[int] = []  # shocks whose component is not zero
+        self.decay = [shock.decay for shock in world.shocks]
+        self.clim_t = 0.0
+        self.raw = world.initial_tension  # before clipping to [0, 1]
+        self.level = world.initial_tension
         self.shock_count = [0] * len(world.shocks)
         self.derail_until = [-1.0] * len(world.shocks)
+        self.derail_end = -1.0  # the latest derail window's end
         self.peak = world.initial_tension
         self.first_summit = _NAN
         self.interim_day = [_NAN] * n
@@ -129,20 +134,42 @@ class _Run:
     # --- climate ----------------------------------------------------------------------
 
     def tension(self, t: float) -> float:
+        """Return tension at ``t``, which never precedes the last time asked (SimPy time)."""
+        if t == self.clim_t:
+            return self.level
+        dt = t - self.clim_t
         w = self.w
-        level = w.equilibrium + self.base * math.exp(-w.reversion * (t - self.base_t))
-        for j, shock in enumerate(w.shocks):
-            c = self.shock_level[j]
-            if c:
-                level += c * math.exp(-shock.decay * (t - self.shock_t[j]))
-        return 0.0 if level < 0.0 else 1.0 if level > 1.0 else level
+        base = self.base * math.exp(-w.reversion * dt)
+        self.base = base
+        raw = w.equilibrium + base
+        if self.active:
+            levels, decay = self.shock_level, self.decay
+            for j in self.active:
+                x = levels[j] * math.exp(-decay[j] * dt)
+                levels[j] = x
+                raw += x
+        self.clim_t = t
+        self.raw = raw
+        level = 0.0 if raw < 0.0 else 1.0 if raw > 1.0 else raw
+        self.level = level
+        if level > self.peak:  # the peak is observed at events (see docs/model.md)
+            self.peak = level
+        return level
 
-    def shift_tension(self, delta: float) -> None:
-        t = self.env.now
-        w = self.w
-        self.base = self.base * math.exp(-w.reversion * (t - self.base_t)) + delta
-        self.base_t = t
-        level = self.tension(t)
+    def shift_tension(self, t: float, delta: float, shock: int = -1) -> None:
+        """Add ``delta`` to tension at ``t``: to the base, or to shock ``shock``'s component."""
+        if t != self.clim_t:
+            self.tension(t)
+        if shock < 0:
+            self.base += delta
+        else:
+            if not self.shock_level[shock]:
+                self.active.append(shock)
+            self.shock_level[shock] += delta
+        raw = self.raw + delta
+        self.raw = raw
+        level = 0.0 if raw < 0.0 else 1.0 if raw > 1.0 else raw
+        self.level = level
         if level > self.peak:
             self.peak = level
 
@@ -159,18 +186,15 @@ class _Run:
                 if self.trace is not None:
                     self.note(shock.name, "shock", f"{shock.label}: window missed, tension {level:.2f}")
                 continue
-            self.shock_level[j] = (
-                self.shock_level[j] * math.exp(-shock.decay * (t - self.shock_t[j])) + shock.tension
-            )
-            self.shock_t[j] = t
+            self.shift_tension(t, shock.tension, j)
             self.shock_count[j] += 1
             if shock.derail_prob > 0.0:
                 self.derail_until[j] = t + shock.derail_window
-            level = self.tension(t)
-            if level > self.peak:
-                self.peak = level
+                if t + shock.derail_window > self.derail_end:
+                    self.derail_end = t + shock.derail_window
             if self.trace is not None:
-                self.note(shock.name, "shock", f"{shock.label}: tension {shock.tension:+.2f} -> {level:.2f}")
+                self.note(shock.name, "shock",
+                          f"{shock.label}: tension {shock.tension:+.2f} -> {self.level:.2f}")
 
     def _deadline(self, i: int, topic: TopicSpec):
         yield self.env.timeout(topic.deadline)
@@ -227,13 +251,14 @@ class _Run:
             if spec.max_meetings is not None and planned >= spec.max_meetings:
                 return
             yield env.timeout(next_day - env.now)
+            t = env.now
             if spec.requires_topics and self.convergence(spec.requires_topics) < spec.requires_convergence:
                 if tracing:
                     self.note(spec.name, "not ready",
                               f"{spec.label}: positions too far apart to plan a meeting "
                               f"(convergence {self.convergence(spec.requires_topics):.2f} "
                               f"< {spec.requires_convergence:.2f})")
-                next_day = env.now + self._interval(spec)
+                next_day = t + self._interval(spec)
                 continue
             planned += 1
             counts[0] += 1
@@ -241,17 +266,17 @@ class _Run:
             venue = -1
             delay = 0.0
             if spec.venues:
-                venue, vetoes = self._agree_venue(spec, proposer)
+                venue, vetoes = self._agree_venue(spec, proposer, t)
                 counts[5] += vetoes
                 delay = vetoes * spec.veto_delay
                 if venue < 0:
                     counts[2] += 1
-                    self.shift_tension(w.cancellation_strain)
+                    self.shift_tension(t, w.cancellation_strain)
                     if tracing:
                         self.note(spec.name, "cancelled", f"{spec.label}: no venue acceptable to both sides")
-                    next_day = env.now + delay + self._interval(spec)
+                    next_day = t + delay + self._interval(spec)
                     continue
-            meeting_day = env.now + delay + spec.preparation
+            meeting_day = t + delay + spec.preparation
             if tracing:
                 where = f" in {w.venues[venue].label}" if venue >= 0 else ""
                 self.note(spec.name, "planned",
@@ -262,9 +287,10 @@ class _Run:
             while True:
                 if meeting_day >= horizon:
                     return
-                if meeting_day > env.now:
-                    yield env.timeout(meeting_day - env.now)
-                fate = self._disruption(spec, disrupt)
+                if meeting_day > t:
+                    yield env.timeout(meeting_day - t)
+                    t = env.now
+                fate = self._disruption(spec, disrupt, t)
                 if fate != "postponed":
                     break
                 if postponements >= spec.max_postponements:
@@ -272,24 +298,25 @@ class _Run:
                     break
                 postponements += 1
                 counts[3] += 1
-                meeting_day = env.now + spec.postpone_days
+                meeting_day = t + spec.postpone_days
                 if tracing:
                     self.note(spec.name, "postponed", f"{spec.label}: postponed to {self._date(meeting_day)}")
             if fate == "held":
                 counts[1] += 1
                 if spec.kind == "summit" and self.first_summit != self.first_summit:
-                    self.first_summit = env.now
+                    self.first_summit = t
                 if tracing:
                     where = f" in {w.venues[venue].label}" if venue >= 0 else ""
                     self.note(spec.name, "held", f"{spec.label}: meeting held{where}")
-                self.shift_tension(-w.meeting_relief * spec.relief)
-                self._bargain(spec, proposer)
+                self.shift_tension(t, -w.meeting_relief * spec.relief)
+                if spec.authority:
+                    self._bargain(spec, proposer, t)
             else:
                 counts[2 if fate == "cancelled" else 4] += 1
-                self.shift_tension(w.cancellation_strain)
+                self.shift_tension(t, w.cancellation_strain)
                 if tracing:
                     self.note(spec.name, fate, f"{spec.label}: meeting {fate}")
-            next_day = env.now + self._interval(spec)
+            next_day = t + self._interval(spec)
 
     def _interval(self, spec: TrackSpec) -> float:
         return spec.cadence if spec.fixed else self.s.disruption.exponential(spec.cadence)
@@ -297,14 +324,15 @@ class _Run:
     def _date(self, day: float) -> str:
         return dt.date.fromordinal(self.w.start_ordinal + int(day)).isoformat()
 
-    def _disruption(self, spec: TrackSpec, draw) -> str:
+    def _disruption(self, spec: TrackSpec, draw, t: float) -> str:
         """Return what happens to a meeting on its day: held, cancelled, postponed or derailed."""
-        t = self.env.now
-        for j, until in enumerate(self.derail_until):
-            if until >= t and draw.random() < self.w.shocks[j].derail_prob:
-                if self.trace is not None:
-                    self.note(spec.name, "shock", f"{spec.label}: overshadowed by {self.w.shocks[j].label}")
-                return "derailed"
+        if self.derail_end >= t:
+            for j, until in enumerate(self.derail_until):
+                if until >= t and draw.random() < self.w.shocks[j].derail_prob:
+                    if self.trace is not None:
+                        self.note(spec.name, "shock",
+                                  f"{spec.label}: overshadowed by {self.w.shocks[j].label}")
+                    return "derailed"
         if spec.leak_prob > 0.0 and draw.random() < spec.leak_prob:
             if self.trace is not None:
                 self.note(spec.name, "leak", f"{spec.label}: leaks and rumours before the meeting")
@@ -322,29 +350,35 @@ class _Run:
             return "postponed"
         return "held"
 
-    def _agree_venue(self, spec: TrackSpec, proposer: int) -> tuple[int, int]:
+    def _agree_venue(self, spec: TrackSpec, proposer: int, t: float) -> tuple[int, int]:
         """Return (venue index or -1, number of vetoes) after proposals and vetoes."""
         w, draw = self.w, self.s.venue
         other = 1 - proposer
-        pool = list(spec.venues)
+        weights = list(spec.venue_weights[proposer])
+        accept = spec.venue_accept[other]
+        strain = w.venue_sensitivity * self.tension(t) if w.venue_sensitivity > 0.0 else 0.0
         vetoes = 0
-        tension = self.tension(self.env.now) if w.venue_sensitivity > 0.0 else 0.0
-        while pool:
-            # the proposer weighs venues by its own acceptability, preferring neutral ground
-            weights = [w.venues[v].acceptability[proposer] * (0.5 + 0.5 * w.venues[v].neutrality)
-                       for v in pool]
-            if not any(weights):
-                break
-            v = pool[draw.choice(weights)]
-            venue = w.venues[v]
-            accept = venue.acceptability[other] * (1.0 - w.venue_sensitivity * tension * (1.0 - venue.security))
-            if accept >= 1.0 or (accept > 0.0 and draw.random() < accept):
-                return v, vetoes
+        while True:
+            total = sum(weights)
+            if total <= 0.0:
+                return -1, vetoes
+            # the proposer picks a venue with probability proportional to its weight
+            target = draw.random() * total
+            k = 0
+            acc = weights[0]
+            while acc <= target and k < len(weights) - 1:
+                k += 1
+                acc += weights[k]
+            p = accept[k]
+            if strain:
+                p *= 1.0 - strain * spec.venue_risk[k]
+            if p >= 1.0 or (p > 0.0 and draw.random() < p):
+                return spec.venues[k], vetoes
             vetoes += 1
-            pool.remove(v)
+            weights[k] = 0.0  # a vetoed venue is not proposed again for this meeting
             if self.trace is not None:
-                self.note(spec.name, "veto", f"{spec.label}: {w.side_labels[other]} rejects {venue.label}")
-        return -1, vetoes
+                self.note(spec.name, "veto",
+                          f"{spec.label}: {w.side_labels[other]} rejects {w.venues[spec.venues[k]].label}")
 
     # --- bargaining -------------------------------------------------------------------
 
@@ -405,8 +439,8 @@ class _Run:
             total += gap(*self.demands(i, t, noise=False))
         return 1.0 - total / len(topics)
 
-    def _bargain(self, spec: TrackSpec, proposer: int) -> None:
-        w, t = self.w, self.env.now
+    def _bargain(self, spec: TrackSpec, proposer: int, t: float) -> None:
+        w = self.w
         tracing = self.trace is not None
         open_gaps: list[tuple[int, float, float]] = []
         for i in spec.authority:
@@ -430,7 +464,7 @@ class _Run:
 
     def _agree(self, i: int, value: float, spec: TrackSpec, why: str) -> None:
         self._settle(i, AGREEMENT, value)
-        self.shift_tension(-self.w.agreement_relief)
+        self.shift_tension(self.env.now, -self.w.agreement_relief)
         if self.trace is not None:
             topic = self.w.topics[i]
             self.note(spec.name, "agreement", f"{topic.label}: agreed at {value:.2f}; {why}")
