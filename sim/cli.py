@@ -111,7 +111,7 @@ def trace(scenario: str, run_index: int, seed: int | None, overrides: tuple[str,
 @main.command("run")
 @click.argument("scenario", type=click.Path(dir_okay=False))
 @click.option("--runs", "-n", type=int, default=None, help="Number of runs (default: the scenario's).")
-@click.option("--seed", type=int, default=None, help="Seed (default: the scenario's).")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed (default: the scenario's).")
 @click.option("--workers", "-w", type=int, default=None, help="Worker processes (default: all cores).")
 @click.option("--executor", type=click.Choice(["auto", "local", "process", "dask"]), default="auto",
               show_default=True, help="Where runs go: this process, a process pool, or Dask.")
@@ -177,8 +177,9 @@ def _finish_outputs(results, folder, *, write_csv: bool, svg: bool, no_plots: bo
         stop = (f"; target SE {meta['target_se']} reached after {results.runs:,} runs"
                 if meta.get("stopped_at_target") else
                 f"; target SE {meta['target_se']} not reached within {results.runs:,} runs")
+    workers = f"{meta['workers']} worker" + ("" if meta["workers"] == 1 else "s")
     click.echo(f"{results.runs:,} runs with seed {meta['seed']} on {meta['executor']} "
-               f"({meta['workers']} workers) in {meta['wall_seconds']:.1f} s{speed}{stop}")
+               f"({workers}) in {meta['wall_seconds']:.1f} s{speed}{stop}")
     click.echo(f"Results in {folder}/:")
     for path in written:
         click.echo(f"  {path}")
@@ -283,7 +284,8 @@ def report_command(folders: tuple[str, ...], out: str | None) -> None:
 @click.option("--design", type=click.Choice(["grid", "lhs", "sobol"]), default="grid", show_default=True)
 @click.option("--points", type=int, default=None, help="Design points for lhs and sobol.")
 @click.option("--runs", "-n", type=int, default=200, show_default=True, help="Runs per point.")
-@click.option("--seed", type=int, default=None, help="Seed shared by all points (default: the scenario's).")
+@click.option("--seed", type=click.IntRange(min=0), default=None,
+              help="Seed shared by all points (default: the scenario's).")
 @click.option("--workers", "-w", type=int, default=None, help="Worker processes (default: all cores).")
 @click.option("--executor", type=click.Choice(["auto", "local", "process", "dask"]), default="auto",
               show_default=True)
@@ -375,7 +377,7 @@ def sweep_command(scenario: str, param_specs: tuple[str, ...], design: str, poin
 @click.option("--facts", type=click.Path(dir_okay=False), default="scenarios/facts/hindcast_2025.yaml",
               show_default=True, help="YAML list of what happened in the window.")
 @click.option("--runs", "-n", type=int, default=None, help="Number of runs (default: the scenario's).")
-@click.option("--seed", type=int, default=None)
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed (default: the scenario's).")
 @click.option("--workers", "-w", type=int, default=None)
 @click.option("--out", "-o", type=click.Path(file_okay=False), default=None,
               help="Results folder (default: results/<scenario name>).")

@@ -100,7 +100,7 @@ class LocalExecutor:
         _install(payloads)
         self.workers = 1
 
-    def imap(self, tasks: list[Task]) -> Iterator[tuple[Task, dict]]:
+    def imap(self, tasks: Iterable[Task]) -> Iterator[tuple[Task, dict]]:
         for task in tasks:
             yield _run_task(task)
 
@@ -125,7 +125,7 @@ class ProcessExecutor:
         self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=context,
                                         initializer=_install, initargs=(payloads,))
 
-    def imap(self, tasks: list[Task]) -> Iterator[tuple[Task, dict]]:
+    def imap(self, tasks: Iterable[Task]) -> Iterator[tuple[Task, dict]]:
         from concurrent.futures import FIRST_COMPLETED, wait
 
         pending = iter(tasks)
@@ -166,7 +166,7 @@ class DaskExecutor:
         self.workers = len(self.client.scheduler_info().get("workers", {})) or workers
         self.payloads = self.client.scatter(payloads, broadcast=True)
 
-    def imap(self, tasks: list[Task]) -> Iterator[tuple[Task, dict]]:
+    def imap(self, tasks: Iterable[Task]) -> Iterator[tuple[Task, dict]]:
         from distributed import as_completed
 
         pending = iter(tasks)
@@ -266,6 +266,8 @@ def run_jobs(jobs: list[JobSpec], *, workers: int | None = None, executor: str =
     for spec in jobs:
         if spec.runs <= 0:
             raise InputError(f"runs: {spec.runs} must be greater than 0")
+        if not 0 <= spec.seed < 2**63:
+            raise InputError(f"seed: {spec.seed} must be between 0 and 2**63 - 1")
         if spec.target_se is not None and not 0.0 < spec.target_se < 0.5:
             raise InputError(f"target-se: {spec.target_se} must be between 0 and 0.5")
     if workers is None:
@@ -300,14 +302,18 @@ def run_jobs(jobs: list[JobSpec], *, workers: int | None = None, executor: str =
     started = time.perf_counter()
     engine = make_executor(payloads, executor, workers, scheduler) if order else None
     bar = _Progress(total, already=total - sum(c[1] - c[0] for _, _, c in order)) if progress else None
+    # chunks of a job that reached its --target-se are not started at all
+    pending = (t for t in order if not states[owner[t]].stopped)
     try:
         if engine is not None:
-            for task, columns in engine.imap(order):
+            for task, columns in engine.imap(pending):
                 state = states[owner[task]]
                 if not state.stopped:
                     state.receive(task[2], columns)
                 if bar is not None:
                     bar.advance(task[2][1] - task[2][0])
+                if all(s.stopped for s in states):
+                    break
     finally:
         if engine is not None:
             engine.close()

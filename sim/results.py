@@ -40,6 +40,9 @@ if TYPE_CHECKING:
 
 Chunk = tuple[int, int]
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 def scenario_hash(scenario: Scenario) -> str:
     """Return a SHA-256 of the scenario's model content (runs and seed excluded)."""
@@ -55,6 +58,7 @@ def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; results are for sharing
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -87,9 +91,9 @@ class ResultsStore:
     def prepare(self, scenario: Scenario, *, seed: int, runs: int, resume: bool,
                 force: bool) -> set[Chunk]:
         """Make the folder ready; return the chunks already on disk when resuming."""
-        exists = self.path.exists() and any(self.path.iterdir())
-        if exists and self.path.is_file():
+        if self.path.is_file():
             raise InputError(f"{self.path} is a file, not a results folder")
+        exists = self.path.exists() and any(self.path.iterdir())
         digest = scenario_hash(scenario)
         if exists and resume:
             job = self._read_job()
@@ -98,7 +102,14 @@ class ResultsStore:
                     f"{self.path} holds a job with another scenario or seed; "
                     "resume it with the same scenario and --seed, or start over with --force"
                 )
-            return self.done_parts()
+            for tmp in self.parts.glob(".*.tmp"):  # left by a job killed mid-write
+                tmp.unlink()
+            done = self.done_parts()
+            held = max((b for _, b in done), default=0)
+            if held > runs:
+                raise InputError(f"{self.path} already holds {held} runs, more than the {runs} "
+                                 f"asked for; resume with --runs {held} or more")
+            return done
         if exists and not force:
             raise InputError(
                 f"{self.path} already holds results; use --force to replace them "
@@ -260,9 +271,11 @@ class Results:
 
     def save(self, path: str | Path, *, force: bool = False) -> Path:
         """Write these results to folder ``path`` in the store's layout and return it."""
+        if self.path is not None and Path(path).resolve() == self.path.resolve():
+            raise InputError(f"{path} is where these results are stored already")
+        df = self.outcomes.copy()
         store = ResultsStore(Path(path))
         store.prepare(self.scenario, seed=self.seed, runs=self.runs, resume=False, force=force)
-        df = self.outcomes.copy()
         for col in df.columns:
             if col.endswith(".outcome"):
                 df[col] = df[col].cat.codes.astype(np.int8)
@@ -283,11 +296,19 @@ class Results:
 
         store = ResultsStore(self.path)
 
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        labels = pa.array(CATEGORIES)
+
         def write(tmp: Path) -> None:
             writer = None
             try:
                 for chunk in sorted(store.done_parts()):
                     table = pq.read_table(store._part_path(chunk))
+                    for k, name in enumerate(table.column_names):
+                        if name.endswith(".outcome"):  # codes to labels, as in .outcomes
+                            table = table.set_column(k, name, pc.take(labels, table.column(name)))
                     if writer is None:
                         writer = pacsv.CSVWriter(str(tmp), table.schema)
                     writer.write_table(table)
