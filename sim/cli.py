@@ -321,7 +321,7 @@ def sweep_command(scenario: str, param_specs: tuple[str, ...], design: str, poin
     from .plots import plot_sensitivity, plot_sweep_heatmap, plot_sweep_line
     from .results import write_atomic
     from .scenario import load_scenario
-    from .sweep import headline_metrics, model_sensitivity, parse_param, sweep
+    from .sweep import check_sensitivity, headline_metrics, model_sensitivity, parse_param, sweep
 
     if force and resume:
         raise InputError("--force and --resume exclude each other")
@@ -332,6 +332,8 @@ def sweep_command(scenario: str, param_specs: tuple[str, ...], design: str, poin
         if m not in known:
             raise InputError(f"--metric {m}: not a sweep metric; choose from {', '.join(known)}")
     chosen = list(metrics) or [m for m in known if m.endswith(".p_agreement")]
+    if sensitivity_metric is not None:
+        check_sensitivity(s, sensitivity_metric, sensitivity_n)
     folder = Path(out) if out else Path("results") / f"{s.name}-sweep"
     progress = not quiet and sys.stderr.isatty()
     table = sweep(s, params, design=design, points=points, runs=runs, seed=seed, workers=workers,

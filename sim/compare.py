@@ -121,16 +121,27 @@ def compare(*results: Results, metrics: list[str] | None = None) -> Comparison:
             if missing:
                 raise InputError(f"{other.name} and {base.name} have different topics: "
                                  f"{', '.join(sorted(missing))}")
+    names = _unique_names([r.name for r in results])
     rows, paired = [], {}
-    for other in results[1:]:
+    for name, other in zip(names[1:], results[1:]):
         pair = is_paired(base, other)
-        paired[other.name] = pair
+        paired[name] = pair
         for diff in _differences(base, other, pair):
             if metrics is None or any(m in diff.metric for m in metrics):
-                rows.append((other.name, diff))
+                rows.append((name, diff))
     if metrics is not None and not rows:
         raise InputError(f"no metric matches {', '.join(metrics)}")
-    return Comparison([r.name for r in results], rows, paired)
+    return Comparison(names, rows, paired)
+
+
+def _unique_names(names: list[str]) -> list[str]:
+    """Return the names with repeats told apart: baseline, baseline (2), ..."""
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        out.append(name if seen[name] == 1 else f"{name} ({seen[name]})")
+    return out
 
 
 def _differences(a: Results, b: Results, paired: bool) -> list[Difference]:

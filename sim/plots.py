@@ -226,8 +226,10 @@ def plot_meetings(results: Results | Sequence[Results], *, ax: Axes | None = Non
     from .summary import mean_from_sums
 
     runs = _as_list(results)
-    tracks = runs[0].tally.layout.tracks
-    labels = [runs[0].scenario.tracks[t].label for t in tracks]
+    # every track of any job, in first-seen order; a job without a track draws no bar there
+    tracks = list(dict.fromkeys(t for res in runs for t in res.tally.layout.tracks))
+    labels = [next(r.scenario.tracks[t].label for r in runs if t in r.scenario.tracks)
+              for t in tracks]
     fig, ax = _new_axes(ax, (8.5, 3.8))
     groups = len(runs) * len(counters)
     width = 0.84 / groups
@@ -239,7 +241,10 @@ def plot_meetings(results: Results | Sequence[Results], *, ax: Axes | None = Non
     for r, res in enumerate(runs):
         for counter in counters:
             j = TRACK_COUNTERS.index(counter)
-            stats = [mean_from_sums(*res.tally.tracks[i, j], res.tally.n) for i in range(len(tracks))]
+            own = res.tally.layout.tracks
+            nan = (math.nan,) * 4
+            stats = [mean_from_sums(*res.tally.tracks[own.index(t), j], res.tally.n)
+                     if t in own else nan for t in tracks]
             means = np.array([s[0] for s in stats])
             err = np.array([[s[0] - s[2] for s in stats], [s[3] - s[0] for s in stats]])
             label = counter if len(runs) == 1 else f"{counter}: {res.name}"

@@ -82,6 +82,11 @@ def design_points(params: Mapping[str, Any], design: str = "grid", points: int |
     return out
 
 
+def _plain(x: Any) -> Any:
+    """Return numpy scalars as the Python values they hold (for YAML, JSON and pydantic)."""
+    return x.item() if isinstance(x, np.generic) else x
+
+
 def _is_number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
@@ -111,6 +116,25 @@ def scenarios_for(scenario: Scenario, points: list[dict[str, Any]]) -> list[Scen
             unique.setdefault((p.path, p.message), p)
         raise ScenarioError(list(unique.values()))
     return out
+
+
+def known_metrics(scenario: Scenario) -> list[str]:
+    """Return every metric a sweep or a sensitivity analysis can report for ``scenario``."""
+    from .model.compiled import TRACK_COUNTERS
+
+    names = headline_metrics(scenario)
+    names += [f"{t}.{c}.mean" for t in scenario.tracks for c in TRACK_COUNTERS]
+    names += ["tension_peak.mean", "events.mean"] + [f"shocks.{s}.mean" for s in scenario.shocks]
+    return list(dict.fromkeys(names))
+
+
+def check_sensitivity(scenario: Scenario, metric: str, n: int) -> None:
+    """Raise :class:`InputError` unless ``metric`` exists and ``n`` is a power of 2."""
+    if metric not in known_metrics(scenario):
+        raise InputError(f"unknown metric '{metric}': choose one of "
+                         f"{', '.join(headline_metrics(scenario))} (or a track counter's mean)")
+    if n < 1 or n & (n - 1):
+        raise InputError(f"sensitivity n: {n} must be a power of 2")
 
 
 def headline_metrics(scenario: Scenario) -> list[str]:
@@ -172,7 +196,8 @@ def sweep(
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
     seed = scenario.seed if seed is None else seed
-    params = {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in params.items()}
+    params = {k: ([_plain(x) for x in v] if isinstance(v, (list, tuple, np.ndarray)) else v)
+              for k, v in params.items()}
     plan = _SweepPlan(scenario, params, design, design_points(params, design, points, seed),
                       runs, seed)
     variants = scenarios_for(scenario, plan.points)
@@ -203,7 +228,7 @@ def _prepare_sweep_folder(folder: Path, plan: _SweepPlan, *, resume: bool, force
                 old = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 raise InputError(f"{folder} holds no sweep to resume (no sweep.json)") from None
-            if old != json.loads(json.dumps(manifest)):
+            if old != json.loads(json.dumps(manifest, default=str)):
                 raise InputError(f"{folder} holds a different sweep; use --force to replace it")
             return
         if not force:
@@ -344,13 +369,14 @@ def model_sensitivity(scenario: Scenario | str | Path, params: Mapping[str, tupl
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
     seed = scenario.seed if seed is None else seed
-    if metric not in headline_metrics(scenario) and not metric.endswith(".mean"):
-        raise InputError(f"unknown metric '{metric}': choose one of {', '.join(headline_metrics(scenario))}")
+    check_sensitivity(scenario, metric, n)
     keys = list(params)
+    integer = [isinstance(params[k][0], int) and isinstance(params[k][1], int) for k in keys]
     scenarios_for(scenario, [{k: params[k][0] for k in keys}, {k: params[k][1] for k in keys}])
 
     def evaluate(x: np.ndarray) -> np.ndarray:
-        points = [dict(zip(keys, map(float, column))) for column in x.T]
+        points = [{k: int(round(v)) if is_int else float(v)
+                   for k, v, is_int in zip(keys, column, integer)} for column in x.T]
         variants = scenarios_for(scenario, points)
         jobs = [JobSpec(s, runs, seed) for s in variants]
         results = run_jobs(jobs, workers=workers, executor=executor, progress=progress)

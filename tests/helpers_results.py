@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ def scenario(name: str = "baseline", **overrides: Any) -> Scenario:
                          overrides={k.replace("__", "."): v for k, v in overrides.items()})
 
 
-@lru_cache(maxsize=None)
+@cache
 def _cached(name: str, runs: int, seed: int | None, overrides: tuple[tuple[str, Any], ...]) -> Results:
     s = load_scenario(SCENARIOS / f"{name}.yaml", overrides=dict(overrides))
     return run(s, runs=runs, seed=seed, workers=1)
@@ -56,7 +56,8 @@ def fresh_run(name: str = "baseline", runs: int = 300, seed: int | None = None,
 def sim_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run ``python -m sim *args``; stdout and stderr are pipes (not a terminal)."""
     env = dict(os.environ, COLUMNS="160", MPLBACKEND="Agg")
-    return subprocess.run([sys.executable, "-m", "sim", *args], cwd=cwd or REPO, env=env,
+    return subprocess.run([sys.executable, "-m", "sim", *args], check=False, cwd=cwd or REPO,
+                          env=env,
                           capture_output=True, text=True, timeout=timeout,
                           stdin=subprocess.DEVNULL)
 

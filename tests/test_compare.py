@@ -12,10 +12,19 @@ import json
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
+from helpers_results import (
+    BASELINE,
+    NO_SUMMITS,
+    PNG_MAGIC,
+    assert_clean_error,
+    cached_run,
+    fresh_run,
+    sim_cli,
+)
 from scipy import stats
 
-from helpers_results import NO_SUMMITS, cached_run, fresh_run, scenario
 from sim.compare import (
     Comparison,
     Difference,
@@ -29,6 +38,8 @@ from sim.compare import (
 from sim.errors import InputError
 from sim.model.compiled import AGREEMENT, DEFAULT
 from sim.montecarlo import run
+from sim.results import Results
+from sim.scenario import load_scenario
 
 RUNS = 400
 OTHER_SEED = 7
@@ -77,7 +88,7 @@ def rows_of(comparison: Comparison, kind: str | None = None) -> list[Difference]
 def test_a_job_against_a_rerun_of_itself_differs_by_exactly_zero(base):
     again = fresh_run("baseline", RUNS)  # same seed and runs: the same random numbers
     comparison = compare(base, again)
-    assert comparison.paired == {"baseline": True}
+    assert list(comparison.paired.values()) == [True]
     assert rows_of(comparison), "every headline metric is compared"
     for d in rows_of(comparison, "probability") + rows_of(comparison, "mean"):
         assert d.paired, d.metric
@@ -115,7 +126,7 @@ def test_every_headline_metric_has_a_row(base, tense):
 
 def test_forbidding_summits_removes_them_significantly(base, no_summits):
     comparison = compare(base, no_summits)
-    assert comparison.paired["baseline"]
+    assert comparison.paired == {comparison.names[1]: True}
     p_any = comparison.get("summits.p_any")
     assert p_any.a > 0.5 and p_any.b == 0.0
     assert p_any.difference == pytest.approx(-p_any.a)
@@ -219,7 +230,7 @@ def test_unpaired_interval_is_the_wald_interval_of_two_independent_proportions(b
 def test_different_seeds_are_independent_samples(base, tense_other_seed):
     assert not is_paired(base, tense_other_seed)
     comparison = compare(base, tense_other_seed)
-    assert comparison.paired == {"baseline": False}
+    assert list(comparison.paired.values()) == [False]
     for d in rows_of(comparison, "probability"):
         assert not d.paired and d.test == "Fisher exact", d.metric
     for d in rows_of(comparison, "mean"):
@@ -357,7 +368,8 @@ def test_table_and_dict_hold_one_record_per_row(base, tense):
     data = comparison.to_dict()
     text = json.dumps(data, allow_nan=False)  # no NaN in the JSON: missing values are null
     back = json.loads(text)
-    assert back["reference"] == "baseline" and back["paired"] == {"baseline": True}
+    assert back["reference"] == "baseline" and back["compared"] == comparison.names[1:]
+    assert back["paired"] == {comparison.names[1]: True}
     assert back["confidence"] == 0.95
     assert len(back["differences"]) == len(comparison.rows)
     sanctions = next(r for r in back["differences"] if r["metric"] == "sanctions.value")
@@ -380,8 +392,7 @@ def test_compare_needs_two_jobs_with_the_same_topics(base):
         "sides.russia.topics.arctic": {"ideal": 1.0, "reservation": 0.4},
         "sides.united_states.topics.arctic": {"ideal": 0.0, "reservation": 0.6},
     }
-    other = run(scenario("baseline", **{k.replace(".", "__"): v for k, v in extra.items()}),
-                runs=20, workers=1)
+    other = run(load_scenario(BASELINE, overrides=extra), runs=20, workers=1)
     with pytest.raises(InputError, match="arctic"):
         compare(base, other)
 
@@ -393,3 +404,90 @@ def test_several_jobs_are_each_compared_with_the_first(base, tense, no_summits):
     assert comparison.names == ["baseline", "tense", "no_summits"]
     assert comparison.get("summits.p_any", "no_summits").b == 0.0
     assert comparison.get("summits.p_any", "tense") == compare(base, tense).get("summits.p_any")
+
+
+def test_jobs_with_the_same_name_are_told_apart_or_refused(base, tense, tense_other_seed):
+    assert base.name == tense.name == tense_other_seed.name == "baseline"
+    try:
+        comparison = compare(base, tense, tense_other_seed)
+    except InputError:
+        return  # refusing is fine: the command line renames such jobs after their folders
+    assert len(set(comparison.names)) == 3
+    assert sorted(comparison.paired.values()) == [False, True]
+    lines = comparison.describe_pairing()
+    assert any("common random numbers" in line for line in lines)
+    assert any("independent samples" in line for line in lines)
+
+
+# --- D: the command ---------------------------------------------------------------------------------
+
+FIGURES = ("agreement_curves", "outcome_categories", "agreed_values", "meetings",
+           "forest_probabilities", "forest_means")
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    """Two results folders of the scenario "baseline": as run, and without summits."""
+    root = tmp_path_factory.mktemp("compare")
+    fresh_run("baseline", 200, out=root / "base")
+    fresh_run("baseline", 200, overrides=NO_SUMMITS, out=root / "no_summits")
+    return root
+
+
+@pytest.mark.slow
+def test_sim_compare_writes_the_table_and_plots_and_refuses_to_overwrite(folders):
+    out = folders / "cmp"
+    args = ("compare", str(folders / "base"), str(folders / "no_summits"), "--out", str(out))
+    proc = sim_cli(*args)
+    assert proc.returncode == 0, proc.stderr
+    # both folders hold the scenario "baseline": the jobs are named after their folders
+    assert "no_summits vs base: paired by run" in proc.stdout
+    assert "common random numbers" in proc.stdout
+    assert "P(at least one summit held)" in proc.stdout
+    expected = {"comparison.json", "comparison.csv", *(f"{f}.png" for f in FIGURES)}
+    assert {p.name for p in out.iterdir()} == expected
+    for name in expected:
+        assert str(out / name) in proc.stdout
+    for figure in FIGURES:
+        assert (out / f"{figure}.png").read_bytes()[:8] == PNG_MAGIC, figure
+
+    data = json.loads((out / "comparison.json").read_text(encoding="utf-8"))
+    assert data["reference"] == "base" and data["compared"] == ["no_summits"]
+    assert data["paired"] == {"no_summits": True}
+    a, b = Results.load(folders / "base"), Results.load(folders / "no_summits")
+    a.name, b.name = "base", "no_summits"
+    assert data == json.loads(json.dumps(compare(a, b).to_dict()))  # the library's comparison
+    table = pd.read_csv(out / "comparison.csv")
+    assert len(table) == len(data["differences"])
+    p_any = table[table["metric"] == "summits.p_any"].iloc[0]
+    assert p_any["b"] == 0.0 and p_any["high"] < 0 and p_any["test"] == "McNemar exact"
+
+    # an existing comparison is kept unless --force
+    before = (out / "comparison.json").read_bytes()
+    again = sim_cli(*args)
+    assert_clean_error(again)
+    assert "--force" in again.stderr
+    assert (out / "comparison.json").read_bytes() == before
+
+    forced = sim_cli(*args, "--force", "--metric", "summits", "-q")
+    assert forced.returncode == 0, forced.stderr
+    assert "Differences from" not in forced.stdout  # quiet: the paths only
+    metrics = set(pd.read_csv(out / "comparison.csv")["metric"])
+    assert metrics == {"summits.p_any", "summits_held"}
+
+
+def test_sim_compare_of_a_folder_without_results_is_a_clean_error(folders, tmp_path):
+    (tmp_path / "empty").mkdir()
+    proc = sim_cli("compare", str(folders / "base"), str(tmp_path / "empty"),
+                   "--out", str(tmp_path / "cmp"))
+    assert_clean_error(proc)
+    assert "not a finished results folder" in proc.stderr
+    assert not (tmp_path / "cmp").exists()
+
+
+def test_sim_compare_needs_two_folders(folders, tmp_path):
+    proc = sim_cli("compare", str(folders / "base"), "--out", str(tmp_path / "cmp"))
+    assert_clean_error(proc)
+    assert "at least two" in proc.stderr
+    assert_clean_error(sim_cli("compare"))
+    assert not (tmp_path / "cmp").exists()

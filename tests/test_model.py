@@ -13,6 +13,7 @@ import pytest
 from conftest import (
     BASELINE,
     REPO,
+    TOPIC_Y,
     column,
     lines_of,
     pooled,
@@ -24,7 +25,8 @@ from conftest import (
 from scipy import stats
 
 from sim.model import CATEGORIES, TRACK_COUNTERS, compile_scenario, outcome_fields, simulate
-from sim.model.world import run_world
+from sim.model.streams import Streams
+from sim.model.world import _Run, run_world
 from sim.scenario import load_scenario
 
 # --- meetings: how many are planned and held ---------------------------------------------
@@ -204,23 +206,26 @@ def test_no_venue_acceptable_to_both_cancels_the_meeting(minimal):
 # --- authority and prerequisites ------------------------------------------------------
 
 
-def _quick(minimal, **changes):
-    """Topic x whose demands cross within two months (conceders), with noise."""
+def _two_topics_on_agenda(minimal, authority: list[str]):
+    """Topics x and y, alike and both on the agenda, whose demands cross within two months."""
     data = copy.deepcopy(minimal)
+    data["topics"]["y"] = copy.deepcopy(TOPIC_Y)
     for side in ("a", "b"):
-        data["sides"][side]["topics"]["x"].update(tactic="conceder", patience_days=60)
-    data["bargaining"]["noise"] = 0.03
-    return scenario_of(data, **changes)
+        positions = data["sides"][side]["topics"]
+        positions["x"].update(tactic="conceder", patience_days=60)
+        positions["y"] = copy.deepcopy(positions["x"])
+    data["tracks"]["t"].update(agenda=["x", "y"], authority=authority)
+    return scenario_of(data, bargaining__noise=0.03)
 
 
 def test_topic_outside_a_tracks_authority_is_never_settled_by_it(minimal):
-    recs = records(_quick(minimal, tracks__t__authority=[]), 100)
+    recs = records(_two_topics_on_agenda(minimal, ["y"]), 100)
     assert all(r["x.outcome"] == 0 for r in recs)
-    assert all(r["t.held"] > 0 for r in recs)
+    assert all(r["y.outcome"] == 1 and r["y.day"] <= 70 for r in recs)
 
 
 def test_topic_inside_a_tracks_authority_is_settled_by_it(minimal):
-    recs = records(_quick(minimal), 100)
+    recs = records(_two_topics_on_agenda(minimal, ["x", "y"]), 100)
     assert all(CATEGORIES[r["x.outcome"]] == "agreement" for r in recs)
     assert all(0.3 <= r["x.value"] <= 0.7 for r in recs)  # inside both reservations
 
@@ -441,6 +446,20 @@ def test_held_meetings_lower_tension_by_their_decayed_relief(minimal):
         assert out["tension_end"] == pytest.approx(0.5 - relief, rel=1e-12)
     none = simulate(scenario_of(data, tracks__t__max_meetings=0), seed=1)
     assert none["tension_end"] == 0.5
+
+
+def test_concession_clock_integrates_calm_over_time(minimal):
+    # tension falls from 1 towards 0 with a 30-day half-life; at sensitivity 1 the clock runs
+    # at m(t) = 1 - exp(-r t), so by day T it reads T - (1 - exp(-r T)) / r
+    s = scenario_of(minimal, climate__initial_tension=1.0, climate__equilibrium=0.0,
+                    climate__reversion_half_life_days=30, climate__concession_sensitivity=1.0)
+    run = _Run(compile_scenario(s), Streams(0, 0), trace=False)
+    r, h, horizon = math.log(2) / 30, 5.0, 300.0
+    for t in np.arange(0.0, horizon + h, h):
+        run.clock(float(t))
+    exact = horizon - (1 - math.exp(-r * horizon)) / r
+    # read every h days, the clock may err by at most the trapezoid bound T h^2 max|m''| / 12
+    assert abs(run.clock(horizon) - exact) <= horizon * h**2 * r**2 / 12
 
 
 def test_agreement_relieves_tension(minimal):

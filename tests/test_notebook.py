@@ -10,7 +10,6 @@ import os
 import re
 
 import pytest
-
 from helpers_results import REPO
 
 nbformat = pytest.importorskip("nbformat")

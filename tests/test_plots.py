@@ -13,18 +13,18 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.dates as mdates  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-from matplotlib.patches import Rectangle, StepPatch  # noqa: E402
-from scipy import stats  # noqa: E402
+import matplotlib.dates as mdates
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from helpers_results import NO_SUMMITS, cached_run
+from matplotlib.patches import Rectangle, StepPatch
+from scipy import stats
 
-from helpers_results import NO_SUMMITS, cached_run  # noqa: E402
-from sim.compare import compare  # noqa: E402
-from sim.model.compiled import CATEGORIES  # noqa: E402
-from sim.plots import (  # noqa: E402
+from sim.compare import compare
+from sim.model.compiled import CATEGORIES
+from sim.plots import (
     Z,
     plot_agreed_values,
     plot_agreed_values_grid,
@@ -38,8 +38,8 @@ from sim.plots import (  # noqa: E402
     plot_sweep_line,
     wilson_band,
 )
-from sim.sweep import Sensitivity  # noqa: E402
-from sim.tally import VALUE_BINS  # noqa: E402
+from sim.sweep import Sensitivity
+from sim.tally import VALUE_BINS
 
 RUNS = 400
 COUNTERS = ("held", "cancelled", "derailed", "postponed")  # plot_meetings' default
@@ -222,19 +222,24 @@ def test_meetings_draws_on_a_given_axes(base):
     assert len(ax.patches) == len(base.scenario.tracks) * len(COUNTERS)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: plot_meetings indexes every job's tally by the "
-                   "first job's track positions (sim/plots.py plot_meetings: "
-                   "res.tally.tracks[i, j] with i from runs[0]'s layout)")
-def test_meetings_of_jobs_with_different_tracks_use_each_jobs_own_tracks(base):
+@pytest.mark.parametrize("budapest_first", [True, False])
+def test_meetings_of_jobs_with_different_tracks_use_each_jobs_own_tracks(base, budapest_first):
     budapest = cached_run("budapest_summit", 100)
     assert list(budapest.scenario.tracks) == [*base.scenario.tracks, "budapest"]
-    ax = plot_meetings([budapest, base], counters=("held",)).axes[0]
+    jobs = [budapest, base] if budapest_first else [base, budapest]
+    ax = plot_meetings(jobs, counters=("held",)).axes[0]
+    tracks = list(budapest.scenario.tracks)  # every track of either job
+    assert [t.get_text() for t in ax.get_xticklabels()][-1] == "Budapest summit"
     heights = [p.get_height() for p in ax.patches]
-    n = len(budapest.scenario.tracks)
-    summary = base.summary()
-    # the baseline's bars, after the first job's: its own means, track by track
-    for k, track in enumerate(base.scenario.tracks):
-        assert heights[n + k] == pytest.approx(summary[f"{track}.held.mean"].estimate)
+    assert len(heights) == len(tracks) * len(jobs)
+    for r, res in enumerate(jobs):
+        summary = res.summary()
+        for k, track in enumerate(tracks):
+            height = heights[r * len(tracks) + k]
+            if track in res.scenario.tracks:  # each job's bars are its own means
+                assert height == pytest.approx(summary[f"{track}.held.mean"].estimate), track
+            else:  # a track the job does not have: no bar
+                assert np.isnan(height) or height == 0.0
 
 
 # --- agreed values ------------------------------------------------------------------------------

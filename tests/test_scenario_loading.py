@@ -107,7 +107,7 @@ def test_out_of_range_number_names_path_value_and_bound(minimal):
     ("path", "value", "message"),
     [
         ("tracks.t.cancel_prob", -0.1, "-0.1 is below 0.0"),
-        ("tracks.t.cadence_days", 0, "0 must be greater than 0.0"),
+        ("tracks.t.cadence_days", 0, "0 is below 1.0"),
         ("sides.b.discount", 1.0, "1.0 must be less than 1.0"),
         ("tracks.t.kind", "dinner", "'dinner' is not one of"),
         ("horizon_days", "long", "Input should be a valid integer"),

@@ -90,8 +90,6 @@ class _Run:
         self.interim_clock: dict[int, tuple[float, float, tuple[float, float]]] = {}
         # the concession clock: effective days of concession, slowed by tension
         self.tau = 0.0
-        self.tau_t = 0.0
-        self.tau_m = 1.0 - world.concession_sensitivity * world.initial_tension
 
     # --- the run ----------------------------------------------------------------------
 
@@ -139,15 +137,22 @@ class _Run:
             return self.level
         dt = t - self.clim_t
         w = self.w
-        base = self.base * math.exp(-w.reversion * dt)
+        e = math.exp(-w.reversion * dt)
+        area = w.equilibrium * dt + self.base * (1.0 - e) / w.reversion  # integral over the step
+        base = self.base * e
         self.base = base
         raw = w.equilibrium + base
         if self.active:
             levels, decay = self.shock_level, self.decay
             for j in self.active:
-                x = levels[j] * math.exp(-decay[j] * dt)
+                x, d = levels[j], decay[j]
+                e = math.exp(-d * dt)
+                area += x * (1.0 - e) / d
+                x *= e
                 levels[j] = x
                 raw += x
+        # the concession clock runs at 1 - concession_sensitivity * tension, integrated exactly
+        self.tau += dt - w.concession_sensitivity * area
         self.clim_t = t
         self.raw = raw
         level = 0.0 if raw < 0.0 else 1.0 if raw > 1.0 else raw
@@ -167,11 +172,17 @@ class _Run:
                 self.active.append(shock)
             self.shock_level[shock] += delta
         raw = self.raw + delta
+        # tension saturates: what would pass 0 or 1 is taken off the base, not kept as hidden debt
+        if raw < 0.0:
+            self.base -= raw
+            raw = 0.0
+        elif raw > 1.0:
+            self.base -= raw - 1.0
+            raw = 1.0
         self.raw = raw
-        level = 0.0 if raw < 0.0 else 1.0 if raw > 1.0 else raw
-        self.level = level
-        if level > self.peak:
-            self.peak = level
+        self.level = raw
+        if raw > self.peak:
+            self.peak = raw
 
     # --- processes ----------------------------------------------------------------------
 
@@ -385,14 +396,12 @@ class _Run:
     def clock(self, t: float) -> float:
         """Return the concession clock at ``t``: days elapsed, each weighted by calm.
 
-        The clock runs at m = 1 - concession_sensitivity * tension (trapezoid rule between
-        the moments it is read), so tension slows concession and never takes it back.
+        The clock runs at m = 1 - concession_sensitivity * tension, integrated in closed form
+        over tension's exponential components whenever the climate moves forward, so tension
+        slows concession, never takes it back, and how often the clock is read does not matter.
         """
-        if t > self.tau_t:
-            m = 1.0 - self.w.concession_sensitivity * self.tension(t)
-            self.tau += 0.5 * (self.tau_m + m) * (t - self.tau_t)
-            self.tau_t = t
-            self.tau_m = m
+        if t != self.clim_t:
+            self.tension(t)
         return self.tau
 
     def demand(self, i: int, side: int, tau: float) -> float:

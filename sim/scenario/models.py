@@ -125,7 +125,9 @@ class Prerequisite(_Strict):
 class Track(_Strict):
     label: str
     kind: Literal["call", "summit", "ministers", "consultations", "parliament", "envoys"]
-    cadence_days: PositiveDays
+    cadence_days: Annotated[float, Field(ge=1.0, le=36500.0)] = Field(
+        description="Mean days between proposals (at least a day)"
+    )
     cadence: Literal["fixed", "exponential"] = "exponential"
     first_day: Days | None = Field(None, description="Day of the first proposal; one cadence if omitted")
     preparation_days: Days = 0.0
