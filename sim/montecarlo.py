@@ -20,6 +20,7 @@ import numpy as np
 
 from .errors import InputError
 from .model.compiled import World, compile_scenario
+from .model.streams import StreamPool
 from .model.world import run_world
 from .results import Results, ResultsStore, scenario_hash
 from .scenario import Scenario, load_scenario
@@ -46,7 +47,9 @@ def column_types(fields: Iterable[str]) -> dict[str, np.dtype]:
 
 def simulate_chunk(world: World, seed: int, start: int, stop: int) -> dict[str, np.ndarray]:
     """Return the outcome records of runs ``start`` to ``stop - 1`` as typed columns."""
-    matrix = np.array([run_world(world, seed, i)[0] for i in range(start, stop)], dtype=np.float64)
+    pool = StreamPool()
+    matrix = np.array([run_world(world, seed, i, pool=pool)[0] for i in range(start, stop)],
+                      dtype=np.float64)
     columns = {"run": np.arange(start, stop, dtype=np.int64)}
     for j, (name, dtype) in enumerate(list(column_types(world.fields).items())[1:]):
         columns[name] = matrix[:, j].astype(dtype)

@@ -21,6 +21,7 @@ from scipy import stats
 
 from sim.errors import InputError
 from sim.model import CATEGORIES, STREAM_NAMES, Streams, simulate
+from sim.model.streams import StreamPool
 from sim.montecarlo import TALLY_BLOCK, run
 from sim.scenario import load_scenario
 
@@ -105,15 +106,31 @@ def test_different_seeds_give_different_outcomes(reference, scenario):
 
 @pytest.mark.parametrize("seed", [0, 20251101, 2**62 + 12345])
 @pytest.mark.parametrize("run_index", [0, 7, 123_456])
-def test_stream_k_of_run_i_is_seeded_by_seedsequence_with_spawn_key_i_k(seed, run_index):
+def test_stream_k_of_run_i_takes_words_4k_to_4k_plus_3_of_seedsequence_spawn_key_i(seed, run_index):
+    words = SeedSequence(seed, spawn_key=(run_index,)).generate_state(16, np.uint64).tolist()
     streams = Streams(seed, run_index)
     firsts = []
     for k, name in enumerate(STREAM_NAMES):
-        expected = Generator(PCG64(SeedSequence(seed, spawn_key=(run_index, k)))).random()
+        bits = PCG64(0)
+        bits.state = {"bit_generator": "PCG64",
+                      "state": {"state": (words[4 * k] << 64) | words[4 * k + 1],
+                                "inc": (words[4 * k + 2] << 64) | words[4 * k + 3] | 1},
+                      "has_uint32": 0, "uinteger": 0}
+        expected = Generator(bits).random()
         got = getattr(streams, name).random()
         assert got == expected, (name, k)
         firsts.append(got)
     assert len(set(firsts)) == len(STREAM_NAMES)  # independent streams, not one shared
+
+
+def test_a_reused_stream_pool_gives_the_same_draws_as_fresh_generators():
+    pool = StreamPool()
+    for run_index in (3, 0, 3):
+        pooled, fresh = Streams(11, run_index, pool), Streams(11, run_index)
+        for name in STREAM_NAMES:
+            a, b = getattr(pooled, name), getattr(fresh, name)
+            assert [a.random() for _ in range(100)] == [b.random() for _ in range(100)]
+            assert [a.normal() for _ in range(70)] == [b.normal() for _ in range(70)]
 
 
 def test_stream_order_is_fixed():

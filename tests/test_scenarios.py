@@ -270,7 +270,16 @@ def test_sim_hindcast_with_a_bad_facts_file_is_a_clean_error(tmp_path):
 
 
 def test_reference_forecast_is_the_capability_and_salience_weighted_mean_of_ideals():
-    ref = reference_forecast(scenario("baseline"))
+    s = scenario("baseline")
+    # the inputs written out below, as the baseline has them
+    positions = {(side, topic): (s.sides[side].capability, p.salience, p.ideal)
+                 for side in s.sides for topic, p in s.sides[side].topics.items()}
+    assert positions[("russia", "ukraine")] == (1.0, 1.0, 0.9)
+    assert positions[("united_states", "ukraine")] == (1.0, 0.8, 0.35)
+    assert positions[("ukraine", "ukraine")] == (0.4, 1.0, 0.1)
+    assert positions[("eu", "ukraine")] == (0.5, 0.8, 0.2)
+    assert positions[("eu", "sanctions")] == (0.5, 0.8, 0.0)
+    ref = reference_forecast(s)
     # Ukraine: Russia (capability 1, salience 1, ideal 0.9), US (1, 0.8, 0.35),
     # Ukraine (0.4, 1, 0.1), EU (0.5, 0.8, 0.2)
     ukraine = (1 * 1 * 0.9 + 1 * 0.8 * 0.35 + 0.4 * 1 * 0.1 + 0.5 * 0.8 * 0.2) / (

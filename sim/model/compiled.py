@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -50,6 +51,7 @@ class TrackSpec:
     venues: tuple[int, ...]
     # per proposer: its weight on each venue of the pool (acceptability x neutrality preference)
     venue_weights: tuple[tuple[float, ...], tuple[float, ...]]
+    venue_cumulative: tuple[tuple[float, ...], tuple[float, ...]]  # running sums of those
     # per responder: its chance of accepting each venue of the pool in calm times
     venue_accept: tuple[tuple[float, ...], tuple[float, ...]]
     venue_risk: tuple[float, ...]  # 1 - security of each venue of the pool
@@ -106,6 +108,10 @@ class World:
     initial_tension: float
     equilibrium: float
     reversion: float  # per day
+    # tension components that decay at the same rate are summed into one group: group 0 is
+    # the base (reversion rate), shock j adds to group shock_group[j]
+    group_decay: tuple[float, ...]
+    shock_group: tuple[int, ...]
     meeting_relief: float
     agreement_relief: float
     cancellation_strain: float
@@ -196,6 +202,11 @@ def compile_scenario(scenario: Scenario) -> World:
                     tuple(v.acceptability.get(s, 1.0) * (0.5 + 0.5 * v.neutrality) for v in pool)
                     for s in sig
                 ),
+                venue_cumulative=tuple(
+                    tuple(itertools.accumulate(
+                        v.acceptability.get(s, 1.0) * (0.5 + 0.5 * v.neutrality) for v in pool))
+                    for s in sig
+                ),
                 venue_accept=tuple(tuple(v.acceptability.get(s, 1.0) for v in pool) for s in sig),
                 venue_risk=tuple(1.0 - v.security for v in pool),
                 veto_delay=tr.veto_delay_days,
@@ -238,6 +249,11 @@ def compile_scenario(scenario: Scenario) -> World:
         for name, s in scenario.shocks.items()
     )
     c = scenario.climate
+    reversion = _rate_from_half_life(c.reversion_half_life_days)
+    half_lives = [c.reversion_half_life_days]
+    for shock in scenario.shocks.values():
+        if shock.half_life_days not in half_lives:
+            half_lives.append(shock.half_life_days)
     return World(
         name=scenario.name,
         start_ordinal=scenario.start.toordinal(),
@@ -251,7 +267,9 @@ def compile_scenario(scenario: Scenario) -> World:
         shocks=shocks,
         initial_tension=c.initial_tension,
         equilibrium=c.equilibrium,
-        reversion=_rate_from_half_life(c.reversion_half_life_days),
+        reversion=reversion,
+        group_decay=tuple(_rate_from_half_life(h) for h in half_lives),
+        shock_group=tuple(half_lives.index(s.half_life_days) for s in scenario.shocks.values()),
         meeting_relief=c.meeting_relief,
         agreement_relief=c.agreement_relief,
         cancellation_strain=c.cancellation_strain,

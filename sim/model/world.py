@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from bisect import bisect_right
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +17,7 @@ import simpy
 
 from .bargaining import faratin_alpha, gap, linkage_deal, rubinstein_share
 from .compiled import AGREEMENT, CATEGORIES, DEFAULT, INTERIM, NONE, TopicSpec, TrackSpec, World
-from .streams import Streams
+from .streams import StreamPool, Streams
 
 _NAN = math.nan
 
@@ -52,9 +53,11 @@ class Outcome:
         return f"Outcome({self.values!r})"
 
 
-def run_world(world: World, seed: int, run: int, trace: bool = False) -> tuple[tuple, list | None]:
-    """Return the outcome record of run ``run`` as a tuple in ``world.fields`` order."""
-    r = _Run(world, Streams(seed, run), trace)
+def run_world(world: World, seed: int, run: int, trace: bool = False,
+              pool: StreamPool | None = None) -> tuple[tuple, list | None]:
+    """Return the outcome record of run ``run`` as a tuple in ``world.fields`` order, and
+    the trace if asked for. ``pool`` lends generators that a loop over runs reuses."""
+    r = _Run(world, Streams(seed, run, pool), trace)
     return r.play(), r.trace
 
 
@@ -71,12 +74,13 @@ class _Run:
         self.day = [_NAN] * n
         self.value = [_NAN] * n
         self.counts = [[0] * 6 for _ in world.tracks]
-        # tension = equilibrium + base + sum of shock components, each decaying exponentially;
-        # all are brought forward together to clim_t, and the clipped total is kept in level
-        self.base = world.initial_tension - world.equilibrium
-        self.shock_level = [0.0] * len(world.shocks)
-        self.active: list[int] = []  # shocks whose component is not zero
-        self.decay = [shock.decay for shock in world.shocks]
+        # tension = equilibrium + sum of components, each decaying exponentially: group 0 is
+        # the base (initial deviation, relief, strain), the others sum the shocks that decay at
+        # one rate; all are brought forward together to clim_t, the clipped total kept in level
+        self.groups = [world.initial_tension - world.equilibrium] + [0.0] * (len(world.group_decay) - 1)
+        self.active: list[int] = [0]  # groups whose level is not known to be zero
+        self.decay = world.group_decay
+        self.inv_decay = [1.0 / d for d in world.group_decay]
         self.clim_t = 0.0
         self.raw = world.initial_tension  # before clipping to [0, 1]
         self.level = world.initial_tension
@@ -137,20 +141,16 @@ class _Run:
             return self.level
         dt = t - self.clim_t
         w = self.w
-        e = math.exp(-w.reversion * dt)
-        area = w.equilibrium * dt + self.base * (1.0 - e) / w.reversion  # integral over the step
-        base = self.base * e
-        self.base = base
-        raw = w.equilibrium + base
-        if self.active:
-            levels, decay = self.shock_level, self.decay
-            for j in self.active:
-                x, d = levels[j], decay[j]
-                e = math.exp(-d * dt)
-                area += x * (1.0 - e) / d
-                x *= e
-                levels[j] = x
-                raw += x
+        levels, decay, inv = self.groups, self.decay, self.inv_decay
+        raw = w.equilibrium
+        area = raw * dt  # the integral of tension over the step, for the concession clock
+        for g in self.active:
+            x = levels[g]
+            e = math.exp(-decay[g] * dt)
+            area += x * (1.0 - e) * inv[g]
+            x *= e
+            levels[g] = x
+            raw += x
         # the concession clock runs at 1 - concession_sensitivity * tension, integrated exactly
         self.tau += dt - w.concession_sensitivity * area
         self.clim_t = t
@@ -165,19 +165,21 @@ class _Run:
         """Add ``delta`` to tension at ``t``: to the base, or to shock ``shock``'s component."""
         if t != self.clim_t:
             self.tension(t)
+        levels = self.groups
         if shock < 0:
-            self.base += delta
+            levels[0] += delta
         else:
-            if not self.shock_level[shock]:
-                self.active.append(shock)
-            self.shock_level[shock] += delta
+            g = self.w.shock_group[shock]
+            if g not in self.active:
+                self.active.append(g)
+            levels[g] += delta
         raw = self.raw + delta
         # tension saturates: what would pass 0 or 1 is taken off the base, not kept as hidden debt
         if raw < 0.0:
-            self.base -= raw
+            levels[0] -= raw
             raw = 0.0
         elif raw > 1.0:
-            self.base -= raw - 1.0
+            levels[0] -= raw - 1.0
             raw = 1.0
         self.raw = raw
         self.level = raw
@@ -187,19 +189,22 @@ class _Run:
     # --- processes ----------------------------------------------------------------------
 
     def _shock(self, j: int):
-        w, env, draw = self.w, self.env, self.s.shocks
+        w, env, uniform = self.w, self.env, self.s.shocks.random
         shock = w.shocks[j]
+        timeout, log, mean_gap = env.timeout, math.log, shock.mean_gap
+        gated = shock.max_tension < 1.0
+        derail = shock.derail_prob > 0.0
         while True:
-            yield env.timeout(draw.exponential(shock.mean_gap))
+            yield timeout(-mean_gap * log(1.0 - uniform()))
             t = env.now
-            level = self.tension(t)
-            if level > shock.max_tension:
+            if gated and self.tension(t) > shock.max_tension:
+                level = self.level
                 if self.trace is not None:
                     self.note(shock.name, "shock", f"{shock.label}: window missed, tension {level:.2f}")
                 continue
             self.shift_tension(t, shock.tension, j)
             self.shock_count[j] += 1
-            if shock.derail_prob > 0.0:
+            if derail:
                 self.derail_until[j] = t + shock.derail_window
                 if t + shock.derail_window > self.derail_end:
                     self.derail_end = t + shock.derail_window
@@ -330,7 +335,9 @@ class _Run:
             next_day = t + self._interval(spec)
 
     def _interval(self, spec: TrackSpec) -> float:
-        return spec.cadence if spec.fixed else self.s.disruption.exponential(spec.cadence)
+        if spec.fixed:
+            return spec.cadence
+        return -spec.cadence * math.log(1.0 - self.s.disruption.random())
 
     def _date(self, day: float) -> str:
         return dt.date.fromordinal(self.w.start_ordinal + int(day)).isoformat()
@@ -365,10 +372,26 @@ class _Run:
         """Return (venue index or -1, number of vetoes) after proposals and vetoes."""
         w, draw = self.w, self.s.venue
         other = 1 - proposer
-        weights = list(spec.venue_weights[proposer])
         accept = spec.venue_accept[other]
         strain = w.venue_sensitivity * self.tension(t) if w.venue_sensitivity > 0.0 else 0.0
-        vetoes = 0
+        # the first proposal, by far the most common case, from precomputed cumulative weights
+        cumulative = spec.venue_cumulative[proposer]
+        if cumulative[-1] <= 0.0:
+            return -1, 0
+        k = bisect_right(cumulative, draw.random() * cumulative[-1])
+        if k >= len(cumulative):
+            k = len(cumulative) - 1
+        p = accept[k]
+        if strain:
+            p *= 1.0 - strain * spec.venue_risk[k]
+        if p >= 1.0 or (p > 0.0 and draw.random() < p):
+            return spec.venues[k], 0
+        if self.trace is not None:
+            self.note(spec.name, "veto",
+                      f"{spec.label}: {w.side_labels[other]} rejects {w.venues[spec.venues[k]].label}")
+        weights = list(spec.venue_weights[proposer])
+        weights[k] = 0.0  # a vetoed venue is not proposed again for this meeting
+        vetoes = 1
         while True:
             total = sum(weights)
             if total <= 0.0:
