@@ -241,9 +241,12 @@ def compare_command(folders: tuple[str, ...], out: str | None, metrics: tuple[st
         "outcome_categories": plot_outcome_categories(results),
         "agreed_values": plot_agreed_values_grid(results),
         "meetings": plot_meetings(results),
-        "forest_probabilities": plot_forest(comparison, kind="probability"),
-        "forest_means": plot_forest(comparison, kind="mean"),
     }
+    kinds = {d.kind for _, d in comparison.rows}
+    if "probability" in kinds:
+        figures["forest_probabilities"] = plot_forest(comparison, kind="probability")
+    if "mean" in kinds:
+        figures["forest_means"] = plot_forest(comparison, kind="mean")
     written = [folder / "comparison.json", folder / "comparison.csv"]
     for name, fig in figures.items():
         path = folder / f"{name}.png"
@@ -333,7 +336,7 @@ def sweep_command(scenario: str, param_specs: tuple[str, ...], design: str, poin
             raise InputError(f"--metric {m}: not a sweep metric; choose from {', '.join(known)}")
     chosen = list(metrics) or [m for m in known if m.endswith(".p_agreement")]
     if sensitivity_metric is not None:
-        check_sensitivity(s, sensitivity_metric, sensitivity_n)
+        check_sensitivity(s, sensitivity_metric, sensitivity_n, len(params))
     folder = Path(out) if out else Path("results") / f"{s.name}-sweep"
     progress = not quiet and sys.stderr.isatty()
     table = sweep(s, params, design=design, points=points, runs=runs, seed=seed, workers=workers,
@@ -405,7 +408,9 @@ def hindcast_command(scenario: str, facts: str, runs: int | None, seed: int | No
     checks = check_facts(results, recorded)
     report = {"runs": results.runs, "seed": results.seed, "facts_file": str(facts),
               "inside_central_90": sum(c.inside for c in checks), "facts": len(checks),
-              "checks": [{**c.fact.model_dump(), "observed": c.observed, "prediction": c.prediction,
+              "checks": [{**c.fact.model_dump(),
+                          "observed": c.fact.observed if c.fact.kind == "count" else c.observed,
+                          "prediction": c.prediction,
                           "probability": c.probability, "inside": c.inside} for c in checks]}
     write_text_atomic(folder / "hindcast.json", json.dumps(report, indent=2) + "\n")
     click.echo(render_checks(checks, results.runs))

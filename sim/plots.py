@@ -8,6 +8,7 @@ plots compose in notebooks.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,15 +32,30 @@ CATEGORY_LABELS = {"agreement": "agreement", "interim": "interim arrangement",
 Z = 1.959963984540054  # two-sided 95% normal quantile
 
 
+#: The house style, applied only while one of this module's functions draws (never globally).
+STYLE = {
+    "figure.dpi": 130, "font.size": 9.5, "axes.titlesize": 10.5, "axes.titleweight": "bold",
+    "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.25,
+    "legend.frameon": False, "figure.constrained_layout.use": True,
+}
+
+
+def _styled(draw):
+    """Run a plotting function inside the house style, leaving matplotlib's settings alone."""
+
+    @functools.wraps(draw)
+    def wrapper(*args, **kwargs):
+        import matplotlib.pyplot as plt
+
+        with plt.rc_context(STYLE):
+            return draw(*args, **kwargs)
+
+    return wrapper
+
+
 def _matplotlib():
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update({
-        "figure.dpi": 110, "savefig.dpi": 130, "font.size": 9.5, "axes.titlesize": 10.5,
-        "axes.titleweight": "bold", "axes.spines.top": False, "axes.spines.right": False,
-        "axes.grid": True, "grid.alpha": 0.25, "legend.frameon": False,
-        "figure.constrained_layout.use": True,
-    })
     return plt
 
 
@@ -83,6 +99,7 @@ def _date_axis(ax: Axes) -> None:
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
 
 
+@_styled
 def plot_agreement_curve(results: Results | Sequence[Results], topic: str, *,
                          ax: Axes | None = None, legend: bool = True) -> Figure:
     """Draw P(agreement by date) on ``topic`` with 95% bands; return the figure."""
@@ -117,6 +134,7 @@ def plot_agreement_curve(results: Results | Sequence[Results], topic: str, *,
     return fig
 
 
+@_styled
 def plot_agreement_curves(results: Results | Sequence[Results],
                           topics: Sequence[str] | None = None, *, columns: int = 2) -> Figure:
     """Draw one agreement-curve panel per topic; return the figure."""
@@ -136,6 +154,7 @@ def plot_agreement_curves(results: Results | Sequence[Results],
     return fig
 
 
+@_styled
 def plot_outcome_categories(results: Results | Sequence[Results], *,
                             ax: Axes | None = None) -> Figure:
     """Draw each topic's outcome categories as stacked bars, grouped by scenario."""
@@ -173,6 +192,7 @@ def plot_outcome_categories(results: Results | Sequence[Results], *,
     return fig
 
 
+@_styled
 def plot_agreed_values(results: Results | Sequence[Results], topic: str, *,
                        ax: Axes | None = None) -> Figure:
     """Draw the distribution of agreed values on ``topic`` (runs that agreed), overlaid."""
@@ -202,6 +222,7 @@ def _short(text: str, width: int = 34) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+@_styled
 def plot_agreed_values_grid(results: Results | Sequence[Results],
                             topics: Sequence[str] | None = None, *, columns: int = 2) -> Figure:
     """Draw one agreed-value panel per topic that has agreements in some scenario."""
@@ -220,6 +241,7 @@ def plot_agreed_values_grid(results: Results | Sequence[Results],
     return fig
 
 
+@_styled
 def plot_meetings(results: Results | Sequence[Results], *, ax: Axes | None = None,
                   counters: Sequence[str] = ("held", "cancelled", "derailed", "postponed")) -> Figure:
     """Draw meetings per run by track and fate (means with 95% intervals)."""
@@ -266,6 +288,7 @@ def _wrap(text: str, width: int = 16) -> str:
     return "\n".join(textwrap.wrap(text, width))
 
 
+@_styled
 def save_default_plots(results: Results | Sequence[Results], folder: Path,
                        formats: Sequence[str] = ("png",)) -> list[Path]:
     """Write the default plots into ``folder``; return the paths written."""
@@ -288,6 +311,7 @@ def save_default_plots(results: Results | Sequence[Results], folder: Path,
     return written
 
 
+@_styled
 def plot_forest(comparison, *, kind: str = "probability", ax: Axes | None = None,
                 include_dates: bool = False) -> Figure:
     """Draw the differences from the reference job with 95% intervals (a forest plot).
@@ -337,29 +361,48 @@ def _metric_label(metric: str) -> str:
     return f"{name}: {words.get(what, what)}"
 
 
-def plot_sweep_line(table, param: str, metrics: Sequence[str], *, ax: Axes | None = None) -> Figure:
-    """Draw metrics against one swept parameter, with 95% bands (±1.96 standard errors)."""
+@_styled
+def plot_sweep_line(table, param: str, metrics: Sequence[str], *, ax: Axes | None = None,
+                    lines: bool | None = None) -> Figure:
+    """Draw metrics against one swept parameter with 95% bands; return the figure.
+
+    Probabilities get Wilson bands (honest at 0% and 100%), means ±1.96 standard errors.
+    Points are joined by lines for a grid (``lines=None`` decides from ``table.attrs``); a
+    Latin hypercube or Sobol' design varies other parameters between points, so it is drawn
+    as points with error bars.
+    """
     fig, ax = _new_axes(ax, (6.4, 3.8))
     data = table.sort_values(param)
     x = data[param].to_numpy(float)
+    if lines is None:
+        lines = table.attrs.get("design", "grid") == "grid"
+    runs = data["runs"].to_numpy(int) if "runs" in data else None
     for metric, colour in zip(metrics, _colours(len(metrics))):
         y = data[metric].to_numpy(float)
-        se = data[f"{metric}_se"].to_numpy(float)
-        ax.plot(x, y, "o-", color=colour, ms=3.5, lw=1.6, label=_metric_label(metric))
-        ax.fill_between(x, y - Z * se, y + Z * se, color=colour, alpha=0.18, lw=0)
+        if metric.split(".", 1)[1].startswith("p_") and runs is not None:
+            low, high = wilson_band(np.round(y * runs), runs)
+        else:
+            se = data[f"{metric}_se"].to_numpy(float)
+            low, high = y - Z * se, y + Z * se
+        if lines:
+            ax.plot(x, y, "o-", color=colour, ms=3.5, lw=1.6, label=_metric_label(metric))
+            ax.fill_between(x, low, high, color=colour, alpha=0.18, lw=0)
+        else:
+            ax.errorbar(x, y, yerr=[y - low, high - y], fmt="o", color=colour, ms=3.5, lw=0.8,
+                        capsize=1.5, label=_metric_label(metric))
     if all(m.split(".", 1)[1].startswith("p_") for m in metrics):
         from matplotlib.ticker import PercentFormatter
 
         ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
-        ax.set_ylim(bottom=0)
-    ax.set_xlabel(param)
-    runs = int(data["runs"].iloc[0]) if "runs" in data else None
-    ax.set_title(f"Sweep of {param}" + (f" ({runs:,} runs per point, 95% bands)" if runs else ""),
-                 fontsize=10)
-    ax.legend(fontsize=8)
+        ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel(_wrap(param, 60))
+    per_point = f"{int(runs[0]):,} runs per point, " if runs is not None else ""
+    ax.set_title(f"Sweep ({per_point}95% bands)", fontsize=10)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
 
 
+@_styled
 def plot_sweep_heatmap(table, x: str, y: str, metric: str, *, ax: Axes | None = None) -> Figure:
     """Draw a metric over a two-parameter grid as a heat map, values written in the cells."""
     fig, ax = _new_axes(ax, (6.0, 4.6))
@@ -388,6 +431,7 @@ def plot_sweep_heatmap(table, x: str, y: str, metric: str, *, ax: Axes | None = 
     return fig
 
 
+@_styled
 def plot_sensitivity(sensitivity, *, ax: Axes | None = None) -> Figure:
     """Draw Sobol' first-order and total indices as bars with bootstrap 95% intervals."""
     fig, ax = _new_axes(ax, (6.4, 0.5 * len(sensitivity.names) + 1.8))

@@ -82,6 +82,22 @@ def design_points(params: Mapping[str, Any], design: str = "grid", points: int |
     return out
 
 
+def _typed_ranges(scenario: Scenario, params: dict[str, Any]) -> dict[str, Any]:
+    """Return ranges typed like the scenario's values: integer keys get integer bounds, the
+    rest float bounds (so ``climate.initial_tension=0:1`` samples the interval, not 0 or 1)."""
+    base = scenario_to_dict(scenario)
+    out = {}
+    for key, value in params.items():
+        current: Any = base
+        for part in key.split("."):
+            current = current.get(part) if isinstance(current, dict) else None
+        if isinstance(value, (list, tuple)) and len(value) == 2 and all(map(_is_number, value)):
+            integer = isinstance(current, int) and not isinstance(current, bool)
+            value = [int(v) for v in value] if integer else [float(v) for v in value]
+        out[key] = value
+    return out
+
+
 def _plain(x: Any) -> Any:
     """Return numpy scalars as the Python values they hold (for YAML, JSON and pydantic)."""
     return x.item() if isinstance(x, np.generic) else x
@@ -128,13 +144,16 @@ def known_metrics(scenario: Scenario) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def check_sensitivity(scenario: Scenario, metric: str, n: int) -> None:
-    """Raise :class:`InputError` unless ``metric`` exists and ``n`` is a power of 2."""
+def check_sensitivity(scenario: Scenario, metric: str, n: int, inputs: int = 2) -> None:
+    """Raise :class:`InputError` unless ``metric`` exists, ``n`` is a power of 2 and there
+    are at least two inputs (one input explains all of the variance by definition)."""
     if metric not in known_metrics(scenario):
         raise InputError(f"unknown metric '{metric}': choose one of "
                          f"{', '.join(headline_metrics(scenario))} (or a track counter's mean)")
     if n < 1 or n & (n - 1):
         raise InputError(f"sensitivity n: {n} must be a power of 2")
+    if inputs < 2:
+        raise InputError("Sobol' sensitivity needs at least two parameters")
 
 
 def headline_metrics(scenario: Scenario) -> list[str]:
@@ -198,6 +217,8 @@ def sweep(
     seed = scenario.seed if seed is None else seed
     params = {k: ([_plain(x) for x in v] if isinstance(v, (list, tuple, np.ndarray)) else v)
               for k, v in params.items()}
+    if design != "grid":
+        params = _typed_ranges(scenario, params)
     plan = _SweepPlan(scenario, params, design, design_points(params, design, points, seed),
                       runs, seed)
     variants = scenarios_for(scenario, plan.points)
@@ -333,6 +354,8 @@ def sobol_sensitivity(func: Callable[[np.ndarray], np.ndarray], bounds: Mapping[
     from scipy import stats
 
     names = list(bounds)
+    if len(names) < 2:
+        raise InputError("Sobol' sensitivity needs at least two parameters")
     dists = [stats.uniform(loc=lo, scale=hi - lo) for lo, hi in bounds.values()]
     evaluations = 0
 
@@ -373,6 +396,7 @@ def model_sensitivity(scenario: Scenario | str | Path, params: Mapping[str, tupl
     keys = list(params)
     integer = [isinstance(params[k][0], int) and isinstance(params[k][1], int) for k in keys]
     scenarios_for(scenario, [{k: params[k][0] for k in keys}, {k: params[k][1] for k in keys}])
+    check_sensitivity(scenario, metric, n, len(keys))
 
     def evaluate(x: np.ndarray) -> np.ndarray:
         points = [{k: int(round(v)) if is_int else float(v)
