@@ -11,11 +11,13 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
+import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,55 +33,92 @@ def parser(description: str, repeat: int = 5) -> argparse.ArgumentParser:
                    help="also write the figures as JSON to PATH")
     p.add_argument("--wait-idle", type=float, default=0.0, metavar="SECONDS",
                    help="wait up to SECONDS for other processes to leave the CPUs idle "
-                        "before each measurement (default 0: just report how busy they are)")
+                        "before each measurement (default 0)")
+    p.add_argument("--retries", type=int, default=2, metavar="N",
+                   help="run a repeat again, up to N times, when other processes took more "
+                        f"than {THRESHOLD} CPUs during it (default 2)")
     return p
 
 
+THRESHOLD = 0.25  # CPUs of other load above which a measurement counts as disturbed
+
+
+def _machine_busy_seconds() -> float:
+    """Return the CPU-seconds the whole machine has spent busy since boot (all CPUs)."""
+    with open("/proc/stat", encoding="ascii") as f:
+        values = [int(v) for v in f.readline().split()[1:9]]
+    idle = values[3] + values[4]  # idle + iowait
+    return (sum(values) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_seconds() -> float:
+    """Return the CPU-seconds of this process and of its children that have been waited for."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def busy_cpus(interval: float = 0.5) -> float:
-    """Return how many CPUs' worth of time the whole machine used over ``interval`` seconds."""
-
-    def sample() -> tuple[int, int]:
-        with open("/proc/stat", encoding="ascii") as f:
-            values = [int(v) for v in f.readline().split()[1:]]
-        idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
-        return sum(values[:8]) - idle, sum(values[:8])
-
+    """Return how many CPUs' worth of time other processes used over ``interval`` seconds."""
     try:
-        busy0, total0 = sample()
+        m0, o0, t0 = _machine_busy_seconds(), _own_seconds(), time.perf_counter()
         time.sleep(interval)
-        busy1, total1 = sample()
-    except OSError:
-        return float("nan")
-    ncpu = os.cpu_count() or 1
-    return ncpu * (busy1 - busy0) / max(total1 - total0, 1)
+        m1, o1, t1 = _machine_busy_seconds(), _own_seconds(), time.perf_counter()
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return max(0.0, (m1 - m0) - (o1 - o0)) / (t1 - t0)
 
 
-def settle(wait: float, threshold: float = 0.25) -> float:
-    """Wait up to ``wait`` seconds for the machine to be idle; return the CPUs busy before."""
-    deadline = time.monotonic() + wait
-    busy = busy_cpus()
-    while busy > threshold and time.monotonic() < deadline:
-        time.sleep(2.0)
+class Contention:
+    """Measures other processes' CPU use during a measurement and retries disturbed ones.
+
+    The machine's busy time (``/proc/stat``) minus this process's and its reaped children's
+    CPU time, over the wall time: the CPUs that other processes took meanwhile. The children
+    a measurement starts must be waited for inside it (pools shut down, subprocesses reaped).
+    """
+
+    def __init__(self, wait_idle: float, retries: int):
+        self.wait_idle = wait_idle
+        self.retries = retries
+        self.before: list[float] = []
+        self.during: list[float] = []
+        self.retried = 0
+
+    def _settle(self) -> float:
+        deadline = time.monotonic() + self.wait_idle
         busy = busy_cpus()
-    return busy
+        while busy > THRESHOLD and time.monotonic() < deadline:
+            time.sleep(2.0)
+            busy = busy_cpus()
+        return busy
 
+    def measure(self, fn: Callable[[], Any]) -> Any:
+        """Return ``fn()``, run again (up to ``retries`` times) while others disturbed it."""
+        for attempt in range(self.retries + 1):
+            before = self._settle()
+            m0, o0, t0 = _machine_busy_seconds(), _own_seconds(), time.perf_counter()
+            result = fn()
+            m1, o1, t1 = _machine_busy_seconds(), _own_seconds(), time.perf_counter()
+            during = max(0.0, (m1 - m0) - (o1 - o0)) / max(t1 - t0, 1e-9)
+            if during <= THRESHOLD or attempt == self.retries:
+                self.before.append(before)
+                self.during.append(during)
+                return result
+            self.retried += 1
+        raise AssertionError("unreachable")
 
-class BusyWatch:
-    """Notes how busy the machine was (in CPUs) just before each measurement."""
-
-    def __init__(self, wait: float):
-        self.wait = wait
-        self.samples: list[float] = []
-
-    def before(self) -> None:
-        self.samples.append(settle(self.wait))
-
-    def report(self, r: Report, threshold: float = 0.25) -> None:
-        worst = max(self.samples) if self.samples else 0.0
-        r.info("busy_before", "other load before measurements (max, CPUs)", f"{worst:.2f}")
-        if worst > threshold:
-            r.note(f"the machine was busy ({worst:.2f} CPUs) before a measurement: "
-                   "other processes share the cores, so the figures are pessimistic")
+    def report(self, r: Report) -> None:
+        if not self.during:
+            return
+        worst = max(self.during)
+        r.figure("other_cpus_during", "other processes' load during (CPUs)", self.during, "",
+                 "{:.2f}")
+        if self.retried:
+            r.info("retried", "repeats run again because others were busy", self.retried)
+        if worst > THRESHOLD:
+            r.note(f"other processes took up to {worst:.2f} CPUs during a measurement, even "
+                   f"after {self.retries} retries: figures from the busiest repeats are "
+                   "pessimistic (use --wait-idle / --retries, or a quiet machine)")
 
 
 def check_repeat(repeat: int) -> None:
@@ -141,11 +180,26 @@ class Report:
 def header(title: str) -> None:
     m = machine()
     print(f"== {title}")
-    print(f"   python {m['python']} | nproc {m['nproc']} | {m['platform']}")
+    print(f"   {m['date']} | commit {m['commit']} | nproc {m['nproc']}")
+    print(f"   python {m['python']} | {m['platform']}")
+
+
+def git_commit() -> str:
+    """Return the checked-out commit of the repository, with '+dirty' for local changes."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, check=True,
+                              capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "sim"], cwd=REPO,
+                               check=True, capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty (sim/)" if dirty else "")
 
 
 def machine() -> dict[str, Any]:
     return {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "commit": git_commit(),
         "python": sys.version.replace("\n", " "),
         "nproc": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "cpu_count": os.cpu_count(),

@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import BASELINE, REPO, BusyWatch, Report, check_repeat, header, parser, sim_command
+from _common import BASELINE, REPO, Contention, Report, check_repeat, header, parser, sim_command
 
 TARGET_HELP_S = 0.5
 HEAVY = ("numpy", "scipy", "pandas", "pyarrow", "matplotlib", "simpy", "pydantic")
@@ -90,12 +90,12 @@ def main(argv: list[str] | None = None) -> Report:
     }
     for cmd in commands.values():
         wall(cmd)  # warm-up: page cache, .pyc files
-    watch = BusyWatch(args.wait_idle)
+    watch = Contention(args.wait_idle, args.retries)
     times: dict[str, list[float]] = {k: [] for k in commands}
     for _ in range(args.repeat):
-        watch.before()
-        for key, cmd in commands.items():
-            times[key].append(wall(cmd))
+        one = watch.measure(lambda: {key: wall(cmd) for key, cmd in commands.items()})
+        for key, t in one.items():
+            times[key].append(t)
 
     r = Report("cli_startup", args.repeat)
     r.info("sim", "sim command", " ".join(sim))

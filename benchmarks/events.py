@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import simpy
-from _common import BASELINE, BusyWatch, Report, check_repeat, header, parser
+from _common import BASELINE, Contention, Report, check_repeat, header, parser
 
 from sim.model.compiled import World, compile_scenario
 from sim.model.streams import STREAM_NAMES, Streams
@@ -123,20 +123,23 @@ def main(argv: list[str] | None = None) -> Report:
     horizon = float(max(events) + 10)
     time_bare(events[:20], procs, horizon)  # warm-up
 
-    watch = BusyWatch(args.wait_idle)
-    model_t, bare_t, streams_t = [], [], []
-    for _ in range(args.repeat):
-        watch.before()
+    def one_repeat() -> tuple[float, float, float]:
         gc.collect()
-        t, ev = time_model(world, seed, args.runs, at)
+        t_model, ev = time_model(world, seed, args.runs, at)
         assert ev == events, "model event counts changed between repeats"
-        model_t.append(t)
         gc.collect()
-        t, counts = time_bare(events, procs, horizon)
+        t_bare, counts = time_bare(events, procs, horizon)
         if counts != events:
             raise SystemExit("bare SimPy did not schedule the same events as the model")
-        bare_t.append(t)
-        streams_t.append(time_streams(seed, args.runs))
+        return t_model, t_bare, time_streams(seed, args.runs)
+
+    watch = Contention(args.wait_idle, args.retries)
+    model_t, bare_t, streams_t = [], [], []
+    for _ in range(args.repeat):
+        t_model, t_bare, t_streams = watch.measure(one_repeat)
+        model_t.append(t_model)
+        bare_t.append(t_bare)
+        streams_t.append(t_streams)
 
     total = sum(events)
     r = Report("events", args.repeat)

@@ -1,8 +1,8 @@
 """Peak memory of a big job streamed to disk, and the size of its outcomes on disk.
 
-Runs ``sim run SCENARIO --runs N --out TMPDIR/out --no-plots -q --workers W`` as a subprocess
-and, every ``--interval`` seconds, sums the resident memory (VmRSS) of its whole process tree
-(the CLI, the pool's workers, multiprocessing's helper). It reports:
+Runs ``sim run SCENARIO --runs N --out TMPDIR/out --force --no-plots -q --workers W`` as a
+subprocess and, every ``--interval`` seconds, sums the resident memory (VmRSS) of its whole
+process tree (the CLI, the pool's workers, multiprocessing's helper). It reports:
 
 * peak of that sum (RSS counts the pages that forked workers share with the parent once per
   process, so it overstates the memory really used; the target is judged on it anyway);
@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import BASELINE, REPO, BusyWatch, Report, check_repeat, header, parser, sim_command
+from _common import BASELINE, REPO, Contention, Report, check_repeat, header, parser, sim_command
 
 TARGET_MB = 500.0
 MB = 1e6
@@ -142,20 +142,21 @@ def main(argv: list[str] | None = None) -> Report:
     p.add_argument("--no-pss", action="store_true", help="do not read smaps_rollup for PSS")
     p.add_argument("--tmpdir", type=Path, default=None, help="where the job writes (default: TMPDIR)")
     p.add_argument("--scenario", type=Path, default=BASELINE)
+    p.set_defaults(retries=0)  # the memory figures hardly depend on other load; wall time does
     args = p.parse_args(argv)
     check_repeat(args.repeat)
 
     header(f"memory: {args.runs:,} runs streamed to disk with {args.workers} workers")
-    watch = BusyWatch(args.wait_idle)
+    watch = Contention(args.wait_idle, args.retries)
     results, sizes = [], None
     for _ in range(args.repeat):
         tmp = Path(tempfile.mkdtemp(prefix="sim-bench-memory-", dir=args.tmpdir))
         try:
             out = tmp / "out"
             cmd = [*sim_command(), "run", str(args.scenario), "--runs", str(args.runs),
-                   "--out", str(out), "--no-plots", "-q", "--workers", str(args.workers)]
-            watch.before()
-            results.append(measure(cmd, args.interval, pss=not args.no_pss))
+                   "--out", str(out), "--force", "--no-plots", "-q", "--workers", str(args.workers)]
+            results.append(watch.measure(
+                lambda cmd=cmd: measure(cmd, args.interval, not args.no_pss)))
             if sizes is None:
                 sizes = disk_usage(out / "outcomes"), disk_usage(out)
         finally:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import BASELINE, BusyWatch, Report, check_repeat, header, parser
+from _common import BASELINE, Contention, Report, check_repeat, header, parser
 
 from sim.montecarlo import run
 from sim.scenario import load_scenario
@@ -47,22 +47,23 @@ def main(argv: list[str] | None = None) -> Report:
     scenario = load_scenario(args.scenario)
     run(scenario, runs=200, workers=1, executor="local")  # warm-up: imports, caches
 
-    watch = BusyWatch(args.wait_idle)
+    def one_repeat():
+        t_local, local = timed(scenario, args.runs, 1, "local")
+        t_pool, pooled = timed(scenario, args.runs, args.workers, "process")
+        return t_local, t_pool, local, pooled
+
+    watch = Contention(args.wait_idle, args.retries)
     local_t, pool_t = [], []
-    checked = False
-    for _ in range(args.repeat):
-        watch.before()
-        t, local = timed(scenario, args.runs, 1, "local")
-        local_t.append(t)
-        watch.before()
-        t, pooled = timed(scenario, args.runs, args.workers, "process")
-        pool_t.append(t)
-        if not checked:  # same records whichever executor ran them (outside the timing)
+    meta = {}
+    for k in range(args.repeat):
+        t_local, t_pool, local, pooled = watch.measure(one_repeat)
+        local_t.append(t_local)
+        pool_t.append(t_pool)
+        if k == 0:  # same records whichever executor ran them (outside the timing)
             for name in ("events", "summits_held", "tension_end"):
                 if not (local.column(name) == pooled.column(name)).all():
                     raise SystemExit(f"local and process results differ in column {name}")
             meta = pooled.metadata
-            checked = True
         del local, pooled
 
     r = Report("scaling", args.repeat)

@@ -45,10 +45,18 @@ def _styled(draw):
 
     @functools.wraps(draw)
     def wrapper(*args, **kwargs):
-        import matplotlib.pyplot as plt
+        import matplotlib
 
-        with plt.rc_context(STYLE):
+        # only the style's own keys are set and restored: plt.rc_context would also undo what
+        # a backend set up meanwhile (Jupyter's inline backend turns on interactive mode when
+        # the first figure is made), and later figures would then never be shown
+        params = matplotlib.rcParams
+        saved = {key: params[key] for key in STYLE}
+        params.update(STYLE)
+        try:
             return draw(*args, **kwargs)
+        finally:
+            params.update(saved)
 
     return wrapper
 
