@@ -208,6 +208,7 @@ def plot_agreed_values(results: Results | Sequence[Results], topic: str, *,
     fig, ax = _new_axes(ax, (5.5, 3.3))
     edges = np.linspace(0, 1, VALUE_BINS + 1)
     scale = runs[0].scenario.topics[topic].scale
+    used = np.zeros(VALUE_BINS, bool)
     for res, colour in zip(runs, _colours(len(runs))):
         i = res.tally.layout.topics.index(topic)
         counts = res.tally.values[i]
@@ -215,14 +216,21 @@ def plot_agreed_values(results: Results | Sequence[Results], topic: str, *,
         if total == 0:
             ax.plot([], [], color=colour, label=f"{res.name} (no agreements)")
             continue
+        used |= counts > 0
         density = counts / total / np.diff(edges)
+        noun = "agreement" if total == 1 else "agreements"
         ax.stairs(density, edges, color=colour, lw=1.6, fill=len(runs) == 1, alpha=0.85,
-                  label=f"{res.name} ({total:,} agreements)")
-    ax.set_xlim(0, 1)
+                  label=f"{res.name} ({total:,} {noun})")
+    if used.any():  # agreements fill a narrow band of the scale: show that band, widened a bit
+        lo, hi = edges[np.argmax(used)], edges[VALUE_BINS - np.argmax(used[::-1])]
+        ax.set_xlim(max(0.0, lo - 0.1), min(1.0, hi + 0.1))
+    else:
+        ax.set_xlim(0, 1)
     ax.set_title(runs[0].scenario.topics[topic].label)
-    ax.set_xlabel(f"agreed value (0: {_short(scale.low)}; 1: {_short(scale.high)})", fontsize=8)
+    ax.set_xlabel(f"agreed value on the 0-1 scale\n(0: {_short(scale.low, 48)}; "
+                  f"1: {_short(scale.high, 48)})", fontsize=7.5)
     ax.set_ylabel("density")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7.5, loc="best")
     return fig
 
 
@@ -260,7 +268,7 @@ def plot_meetings(results: Results | Sequence[Results], *, ax: Axes | None = Non
     tracks = list(dict.fromkeys(t for res in runs for t in res.tally.layout.tracks))
     labels = [next(r.scenario.tracks[t].label for r in runs if t in r.scenario.tracks)
               for t in tracks]
-    fig, ax = _new_axes(ax, (8.5, 3.8))
+    fig, ax = _new_axes(ax, (9.0, 4.6))
     groups = len(runs) * len(counters)
     width = 0.84 / groups
     x = np.arange(len(tracks))
@@ -286,7 +294,7 @@ def plot_meetings(results: Results | Sequence[Results], *, ax: Axes | None = Non
     ax.set_ylabel("meetings per run (mean)")
     ax.set_title("Meetings by track and fate (bars: 95% intervals)")
     ax.grid(axis="x", visible=False)
-    ax.legend(fontsize=8, ncols=min(groups, 4))
+    ax.legend(fontsize=8, ncols=min(groups, 4), loc="upper center", bbox_to_anchor=(0.5, -0.2))
     return fig
 
 
@@ -331,7 +339,7 @@ def plot_forest(comparison, *, kind: str = "probability", ax: Axes | None = None
             and (include_dates or "_by_" not in d.metric)
             and not (kind == "mean" and d.metric.endswith(".held") and d.metric != "summits_held")
             and not math.isnan(d.difference)]
-    fig, ax = _new_axes(ax, (7.5, 0.32 * max(len(rows), 3) + 1.4))
+    fig, ax = _new_axes(ax, (9.5, 0.32 * max(len(rows), 3) + 1.8))
     names = comparison.names[1:]
     colours = dict(zip(names, _colours(len(names) + 1)[1:]))
     scale = 100.0 if kind == "probability" else 1.0
@@ -357,7 +365,8 @@ def plot_forest(comparison, *, kind: str = "probability", ax: Axes | None = None
     handles = [Line2D([], [], color=colours[n], marker="o", lw=2, label=n) for n in names]
     handles.append(Line2D([], [], color="0.4", marker="o", mfc="white", lw=0,
                           label="open: not significant at 5%"))
-    ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.legend(handles=handles, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14),
+              ncols=min(len(handles), 4))
     return fig
 
 
