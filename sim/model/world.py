@@ -257,23 +257,29 @@ class _Run:
 
     def _track(self, i: int, spec: TrackSpec):
         w, env = self.w, self.env
+        timeout = env.timeout
         disrupt = self.s.disruption
         counts = self.counts[i]
         tracing = self.trace is not None
         horizon = w.horizon
+        # the track's settings, read once per run rather than at every event
+        max_meetings = spec.max_meetings if spec.max_meetings is not None else math.inf
+        requires, needed = spec.requires_topics, spec.requires_convergence
+        has_venues, preparation = bool(spec.venues), spec.preparation
+        is_summit, bargains = spec.kind == "summit", bool(spec.authority)
+        relief, strain = -w.meeting_relief * spec.relief, w.cancellation_strain
         next_day = spec.first_day
         planned = 0
         while next_day < horizon:
-            if spec.max_meetings is not None and planned >= spec.max_meetings:
+            if planned >= max_meetings:
                 return
-            yield env.timeout(next_day - env.now)
+            yield timeout(next_day - env.now)
             t = env.now
-            if spec.requires_topics and self.convergence(spec.requires_topics) < spec.requires_convergence:
+            if requires and self.convergence(requires) < needed:
                 if tracing:
                     self.note(spec.name, "not ready",
                               f"{spec.label}: positions too far apart to plan a meeting "
-                              f"(convergence {self.convergence(spec.requires_topics):.2f} "
-                              f"< {spec.requires_convergence:.2f})")
+                              f"(convergence {self.convergence(requires):.2f} < {needed:.2f})")
                 next_day = t + self._interval(spec)
                 continue
             planned += 1
@@ -281,30 +287,30 @@ class _Run:
             proposer = (planned - 1) % 2
             venue = -1
             delay = 0.0
-            if spec.venues:
+            if has_venues:
                 venue, vetoes = self._agree_venue(spec, proposer, t)
-                counts[5] += vetoes
-                delay = vetoes * spec.veto_delay
+                if vetoes:
+                    counts[5] += vetoes
+                    delay = vetoes * spec.veto_delay
                 if venue < 0:
                     counts[2] += 1
-                    self.shift_tension(t, w.cancellation_strain)
+                    self.shift_tension(t, strain)
                     if tracing:
                         self.note(spec.name, "cancelled", f"{spec.label}: no venue acceptable to both sides")
                     next_day = t + delay + self._interval(spec)
                     continue
-            meeting_day = t + delay + spec.preparation
+            meeting_day = t + delay + preparation
             if tracing:
                 where = f" in {w.venues[venue].label}" if venue >= 0 else ""
                 self.note(spec.name, "planned",
                           f"{spec.label}: {w.side_labels[proposer]} proposes a meeting{where} "
                           f"for {self._date(meeting_day)}")
             postponements = 0
-            fate = "held"
             while True:
                 if meeting_day >= horizon:
                     return
                 if meeting_day > t:
-                    yield env.timeout(meeting_day - t)
+                    yield timeout(meeting_day - t)
                     t = env.now
                 fate = self._disruption(spec, disrupt, t)
                 if fate != "postponed":
@@ -319,20 +325,21 @@ class _Run:
                     self.note(spec.name, "postponed", f"{spec.label}: postponed to {self._date(meeting_day)}")
             if fate == "held":
                 counts[1] += 1
-                if spec.kind == "summit" and self.first_summit != self.first_summit:
+                if is_summit and self.first_summit != self.first_summit:
                     self.first_summit = t
                 if tracing:
                     where = f" in {w.venues[venue].label}" if venue >= 0 else ""
                     self.note(spec.name, "held", f"{spec.label}: meeting held{where}")
-                self.shift_tension(t, -w.meeting_relief * spec.relief)
-                if spec.authority:
+                self.shift_tension(t, relief)
+                if bargains:
                     self._bargain(spec, proposer, t)
             else:
                 counts[2 if fate == "cancelled" else 4] += 1
-                self.shift_tension(t, w.cancellation_strain)
+                self.shift_tension(t, strain)
                 if tracing:
                     self.note(spec.name, fate, f"{spec.label}: meeting {fate}")
-            next_day = t + self._interval(spec)
+            next_day = t + (spec.cadence if spec.fixed
+                            else -spec.cadence * math.log(1.0 - disrupt.random()))
 
     def _interval(self, spec: TrackSpec) -> float:
         if spec.fixed:
