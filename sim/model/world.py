@@ -87,6 +87,7 @@ class _Run:
         self.shock_count = [0] * len(world.shocks)
         self.derail_until = [-1.0] * len(world.shocks)
         self.derail_end = -1.0  # the latest derail window's end
+        self.derailing = [j for j, shock in enumerate(world.shocks) if shock.derail_prob > 0.0]
         self.peak = world.initial_tension
         self.first_summit = _NAN
         self.interim_day = [_NAN] * n
@@ -350,29 +351,45 @@ class _Run:
         return dt.date.fromordinal(self.w.start_ordinal + int(day)).isoformat()
 
     def _disruption(self, spec: TrackSpec, draw, t: float) -> str:
-        """Return what happens to a meeting on its day: held, cancelled, postponed or derailed."""
+        """Return what happens to a meeting on its day: held, cancelled, postponed or derailed.
+
+        In order: overshadowed by a recent shock (each shock whose derail window is open
+        derails it with its own probability), derailed by leaks, stalled, cancelled (with a
+        chance that grows with tension), postponed. One uniform draw decides each stage.
+        """
+        w = self.w
         if self.derail_end >= t:
-            for j, until in enumerate(self.derail_until):
-                if until >= t and draw.random() < self.w.shocks[j].derail_prob:
-                    if self.trace is not None:
-                        self.note(spec.name, "shock",
-                                  f"{spec.label}: overshadowed by {self.w.shocks[j].label}")
-                    return "derailed"
-        if spec.leak_prob > 0.0 and draw.random() < spec.leak_prob:
-            if self.trace is not None:
-                self.note(spec.name, "leak", f"{spec.label}: leaks and rumours before the meeting")
-            return "derailed"
-        if spec.stall_prob > 0.0 and draw.random() < spec.stall_prob:
-            if self.trace is not None:
-                self.note(spec.name, "stall", f"{spec.label}: announced, then stalls; dates never set")
-            return "derailed"
+            keep = 1.0
+            open_windows = []
+            for j in self.derailing:
+                if self.derail_until[j] >= t:
+                    keep *= 1.0 - w.shocks[j].derail_prob
+                    open_windows.append(j)
+            if keep < 1.0 and draw.random() >= keep:
+                if self.trace is not None:
+                    labels = ", ".join(w.shocks[j].label for j in open_windows)
+                    self.note(spec.name, "shock", f"{spec.label}: overshadowed by {labels}")
+                return "derailed"
+        if spec.leak_prob > 0.0 or spec.stall_prob > 0.0:
+            u = draw.random()
+            if u < spec.leak_prob:
+                if self.trace is not None:
+                    self.note(spec.name, "leak", f"{spec.label}: leaks and rumours before the meeting")
+                return "derailed"
+            if u < spec.leak_prob + (1.0 - spec.leak_prob) * spec.stall_prob:
+                if self.trace is not None:
+                    self.note(spec.name, "stall", f"{spec.label}: announced, then stalls; dates never set")
+                return "derailed"
         p = spec.cancel_prob
-        if self.w.cancel_sensitivity > 0.0:
-            p = min(1.0, p + self.w.cancel_sensitivity * self.tension(t))
-        if p > 0.0 and draw.random() < p:
-            return "cancelled"
-        if spec.postpone_prob > 0.0 and draw.random() < spec.postpone_prob:
-            return "postponed"
+        if w.cancel_sensitivity > 0.0:
+            p = min(1.0, p + w.cancel_sensitivity * self.tension(t))
+        q = spec.postpone_prob
+        if p > 0.0 or q > 0.0:
+            u = draw.random()
+            if u < p:
+                return "cancelled"
+            if u < p + (1.0 - p) * q:
+                return "postponed"
         return "held"
 
     def _agree_venue(self, spec: TrackSpec, proposer: int, t: float) -> tuple[int, int]:
