@@ -469,19 +469,44 @@ class _Run:
         return d
 
     def demands(self, i: int, t: float, noise: bool) -> tuple[float, float]:
-        """Return (demand of the side wanting high, demand of the side wanting low) on topic i."""
+        """Return (demand of the side wanting high, demand of the side wanting low) on topic i.
+
+        The same arithmetic as :meth:`demand` for both sides, inlined: this runs for every
+        topic of every held meeting.
+        """
         w = self.w
         topic = w.topics[i]
-        tau = self.clock(t)
-        hi, lo = topic.high, 1 - topic.high
-        dh = self.demand(i, hi, tau)
-        dl = self.demand(i, lo, tau)
+        tau = self.tau if t == self.clim_t else self.clock(t)
+        hi = topic.high
+        interim = self.interim_clock.get(i) if self.interim_clock else None
+        out = []
+        for side in (hi, 1 - hi):
+            opening = topic.opening[side]
+            beta = topic.beta[side]
+            if interim is None:
+                patience, k, x = topic.patience[side], topic.k[side], tau
+                if x <= 0.0:
+                    alpha = k
+                elif x >= patience:
+                    alpha = 1.0
+                else:
+                    alpha = k + (1.0 - k) * (x / patience) ** (1.0 / beta)
+            else:
+                start, term, shares = interim
+                a0 = shares[side]
+                alpha = a0 + (1.0 - a0) * faratin_alpha(tau - start, term, beta, 0.0)
+            d = opening + alpha * (topic.reservation[side] - opening)
+            pull = topic.pull[side]
+            if pull:
+                d += pull * (topic.pull_target[side] - d)
+            out.append(d)
+        dh, dl = out
         if noise and w.noise > 0.0:
-            draw = self.s.bargaining
-            dh += w.noise * draw.normal()
-            dl += w.noise * draw.normal()
+            normal = self.s.bargaining.normal
+            dh += w.noise * normal()
+            dl += w.noise * normal()
         # a side never asks for less than its reservation nor more than the scale allows
-        rh, rl = topic.reservation[hi], topic.reservation[lo]
+        rh, rl = topic.reservation[hi], topic.reservation[1 - hi]
         dh = rh if dh < rh else 1.0 if dh > 1.0 else dh
         dl = rl if dl > rl else 0.0 if dl < 0.0 else dl
         return dh, dl
