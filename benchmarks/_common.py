@@ -207,6 +207,14 @@ def machine() -> dict[str, Any]:
     }
 
 
+def display_path(path: Path) -> str:
+    """Return ``path`` relative to the repository when it is inside it."""
+    try:
+        return str(path.resolve().relative_to(REPO))
+    except ValueError:
+        return str(path)
+
+
 def sim_command() -> list[str]:
     """Return the command that starts the ``sim`` CLI of this interpreter's environment."""
     here = Path(sys.executable).parent

@@ -1,8 +1,9 @@
 """The model's cost per SimPy event, against bare SimPy dispatching the same events.
 
 Model: ``run_world(world, seed, i)`` for runs 0..R-1 of the scenario (compiled once, outside
-the timing); each record's ``events`` field is the number of events scheduled in that run
-(SimPy's event id counter, including process start and end events and the ``until`` event).
+the timing; with a reused ``StreamPool`` where sim has one, as its workers do); each record's
+``events`` field is the number of events scheduled in that run (SimPy's event id counter,
+including process start and end events and the ``until`` event).
 
 Bare SimPy: for each of those runs, a new ``simpy.Environment`` with as many processes as the
 model starts in a run (tracks, shocks with a finite rate, deadlines inside the horizon), each
@@ -11,14 +12,17 @@ so that it schedules exactly the same number of events as the model run (checked
 the environments and processes is timed for both.
 
 Figures: us/event of each and their ratio (target: model at most 3x bare SimPy), runs/s on one
-core, events/run. The two are timed alternately in each repeat, in this one process.
+core, events/run, and the per-run cost of seeding the random streams. Model and bare SimPy are
+timed in this one process, alternating every ``--slice`` runs so that both see the same
+machine.
 
-    python benchmarks/events.py [--runs 300] [--repeat 5] [--scenario PATH]
+    python benchmarks/events.py [--runs 300] [--repeat 5] [--slice 25] [--scenario PATH]
 """
 
 from __future__ import annotations
 
 import gc
+import inspect
 import math
 import sys
 import time
@@ -27,12 +31,24 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import simpy
-from _common import BASELINE, Contention, Report, check_repeat, header, parser
+from _common import BASELINE, Contention, Report, check_repeat, display_path, header, parser
 
 from sim.model.compiled import World, compile_scenario
 from sim.model.streams import STREAM_NAMES, Streams
 from sim.model.world import run_world
 from sim.scenario import load_scenario
+
+try:  # a pool of reusable generators, as sim.montecarlo.simulate_chunk uses (newer versions)
+    from sim.model.streams import StreamPool
+except ImportError:  # pragma: no cover - older sim
+    StreamPool = None
+
+
+def _pool_kwargs() -> dict:
+    """Return the extra arguments that make run_world reuse generators like a worker does."""
+    if StreamPool is not None and "pool" in inspect.signature(run_world).parameters:
+        return {"pool": StreamPool()}
+    return {}
 
 TARGET_RATIO = 3.0
 
@@ -44,11 +60,12 @@ def model_processes(world: World) -> int:
             + sum(1 for t in world.topics if t.deadline < world.horizon))
 
 
-def time_model(world: World, seed: int, runs: int, events_at: int) -> tuple[float, list[int]]:
+def time_model(world: World, seed: int, runs: range, events_at: int) -> tuple[float, list[int]]:
+    kwargs = _pool_kwargs()  # made outside the timing, as a worker makes it once per chunk
     events = []
     t0 = time.perf_counter()
-    for i in range(runs):
-        events.append(run_world(world, seed, i)[0][events_at])
+    for i in runs:
+        events.append(run_world(world, seed, i, **kwargs)[0][events_at])
     return time.perf_counter() - t0, events
 
 
@@ -81,8 +98,8 @@ def bare_overhead(processes: int, horizon: float) -> int:
     return bare_run(0, processes, horizon, 0)
 
 
-def time_bare(events: list[int], processes: int, horizon: float) -> tuple[float, list[int]]:
-    overhead = bare_overhead(processes, horizon)
+def time_bare(events: list[int], processes: int, horizon: float,
+              overhead: int) -> tuple[float, list[int]]:
     counts = []
     t0 = time.perf_counter()
     for n in events:
@@ -93,12 +110,13 @@ def time_bare(events: list[int], processes: int, horizon: float) -> tuple[float,
 def time_streams(seed: int, runs: int) -> float:
     """Time the per-run setup of the random streams alone: part of the model's cost.
 
-    ``Streams(seed, run)`` and one draw from each stream (which makes its generator and
-    fills its first buffer); a run of the baseline draws from every stream.
+    ``Streams(seed, run)`` (with a reused generator pool where sim has one) and one draw from
+    each stream (which fills its first buffer); a run of the baseline draws from every stream.
     """
+    kwargs = _pool_kwargs()
     t0 = time.perf_counter()
     for i in range(runs):
-        streams = Streams(seed, i)
+        streams = Streams(seed, i, **kwargs)
         for name in STREAM_NAMES:
             getattr(streams, name).random()
     return time.perf_counter() - t0
@@ -107,6 +125,8 @@ def time_streams(seed: int, runs: int) -> float:
 def main(argv: list[str] | None = None) -> Report:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--runs", type=int, default=300, help="baseline runs per repeat (default 300)")
+    p.add_argument("--slice", type=int, default=25,
+                   help="runs timed at a stretch before switching model <-> bare (default 25)")
     p.add_argument("--scenario", type=Path, default=BASELINE)
     args = p.parse_args(argv)
     check_repeat(args.repeat)
@@ -118,19 +138,26 @@ def main(argv: list[str] | None = None) -> Report:
     at = world.fields.index("events")
     procs = model_processes(world)
     # the horizon of the bare runs is far enough out that every process ends on its budget
-    _, events = time_model(world, seed, min(args.runs, 20), at)  # warm-up
-    _, events = time_model(world, seed, args.runs, at)
+    _, events = time_model(world, seed, range(min(args.runs, 20)), at)  # warm-up
+    _, events = time_model(world, seed, range(args.runs), at)
     horizon = float(max(events) + 10)
-    time_bare(events[:20], procs, horizon)  # warm-up
+    overhead = bare_overhead(procs, horizon)
+    time_bare(events[:20], procs, horizon, overhead)  # warm-up
 
     def one_repeat() -> tuple[float, float, float]:
+        # model and bare alternate every --slice runs, so that drifts in the machine's speed
+        # fall on both alike
         gc.collect()
-        t_model, ev = time_model(world, seed, args.runs, at)
-        assert ev == events, "model event counts changed between repeats"
-        gc.collect()
-        t_bare, counts = time_bare(events, procs, horizon)
-        if counts != events:
-            raise SystemExit("bare SimPy did not schedule the same events as the model")
+        t_model = t_bare = 0.0
+        for a in range(0, args.runs, args.slice):
+            runs = range(a, min(a + args.slice, args.runs))
+            t, ev = time_model(world, seed, runs, at)
+            assert ev == events[a:runs.stop], "model event counts changed between repeats"
+            t_model += t
+            t, counts = time_bare(events[a:runs.stop], procs, horizon, overhead)
+            if counts != events[a:runs.stop]:
+                raise SystemExit("bare SimPy did not schedule the same events as the model")
+            t_bare += t
         return t_model, t_bare, time_streams(seed, args.runs)
 
     watch = Contention(args.wait_idle, args.retries)
@@ -143,15 +170,15 @@ def main(argv: list[str] | None = None) -> Report:
 
     total = sum(events)
     r = Report("events", args.repeat)
-    r.info("scenario", "scenario", str(args.scenario.relative_to(args.scenario.parents[1])
-                                          if args.scenario.is_absolute() else args.scenario))
+    r.info("scenario", "scenario", display_path(args.scenario))
     r.info("runs", "runs per repeat", args.runs)
     r.info("processes", "SimPy processes per run", procs)
+    r.info("pool", "generators reused across runs (StreamPool)", "yes" if _pool_kwargs() else "no")
     r.info("events_total", "events per repeat (model = bare, checked)", total)
     r.info("events_per_run", "events/run (mean)", f"{total / args.runs:.1f}")
-    model_us = r.figure("model_us_per_event", "model us/event", [t / total * 1e6 for t in model_t],
+    r.figure("model_us_per_event", "model us/event", [t / total * 1e6 for t in model_t],
                         "us", "{:.2f}")
-    bare_us = r.figure("bare_us_per_event", "bare SimPy us/event",
+    r.figure("bare_us_per_event", "bare SimPy us/event",
                        [t / total * 1e6 for t in bare_t], "us", "{:.2f}")
     ratio = r.figure("ratio", "ratio model / bare", [m / b for m, b in zip(model_t, bare_t)],
                      "x", "{:.2f}")
@@ -161,7 +188,6 @@ def main(argv: list[str] | None = None) -> Report:
              "{:,.0f}")
     r.figure("streams_us_per_run", "of which RNG setup (4 streams) us/run",
              [t / args.runs * 1e6 for t in streams_t], "us", "{:,.0f}")
-    del model_us, bare_us
     watch.report(r)
     r.target("model us/event / bare SimPy us/event", ratio, "<=", TARGET_RATIO, "x")
     r.write(args.json)

@@ -30,7 +30,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import BASELINE, REPO, Contention, Report, check_repeat, header, parser, sim_command
+from _common import (
+    BASELINE,
+    REPO,
+    Contention,
+    Report,
+    check_repeat,
+    display_path,
+    header,
+    parser,
+    sim_command,
+)
 
 TARGET_MB = 500.0
 MB = 1e6
@@ -153,7 +163,7 @@ def main(argv: list[str] | None = None) -> Report:
         tmp = Path(tempfile.mkdtemp(prefix="sim-bench-memory-", dir=args.tmpdir))
         try:
             out = tmp / "out"
-            cmd = [*sim_command(), "run", str(args.scenario), "--runs", str(args.runs),
+            cmd = [*sim_command(), "run", str(args.scenario.resolve()), "--runs", str(args.runs),
                    "--out", str(out), "--force", "--no-plots", "-q", "--workers", str(args.workers)]
             results.append(watch.measure(
                 lambda cmd=cmd: measure(cmd, args.interval, not args.no_pss)))
@@ -163,7 +173,9 @@ def main(argv: list[str] | None = None) -> Report:
             shutil.rmtree(tmp, ignore_errors=True)
 
     r = Report("memory", args.repeat)
-    r.info("command", "command", " ".join(["sim", *cmd[len(sim_command()):]]).replace(str(tmp), "TMPDIR"))
+    shown = ["sim", *cmd[len(sim_command()):]]
+    shown[2] = display_path(args.scenario)
+    r.info("command", "command", " ".join(shown).replace(str(tmp), "TMPDIR"))
     r.figure("wall_s", "wall time", [x["wall"] for x in results], "s", "{:.1f}")
     r.figure("runs_per_s", "runs/s (whole command)", [args.runs / x["wall"] for x in results],
              "runs/s", "{:,.0f}")

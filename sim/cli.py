@@ -186,9 +186,9 @@ def _finish_outputs(results, folder, *, write_csv: bool, svg: bool, no_plots: bo
 
 
 def _load_results(folders: tuple[str, ...]):
-    from .results import Results
-
     from pathlib import Path
+
+    from .results import Results
 
     results = [Results.load(f) for f in folders]
     names = [r.name for r in results]
@@ -221,8 +221,13 @@ def compare_command(folders: tuple[str, ...], out: str | None, metrics: tuple[st
 
     from .compare import compare, render_comparison
     from .errors import InputError
-    from .plots import (plot_agreed_values_grid, plot_agreement_curves, plot_forest,
-                        plot_meetings, plot_outcome_categories)
+    from .plots import (
+        plot_agreed_values_grid,
+        plot_agreement_curves,
+        plot_forest,
+        plot_meetings,
+        plot_outcome_categories,
+    )
     from .results import write_atomic, write_text_atomic
 
     if len(folders) < 2:

@@ -177,7 +177,7 @@ def plot_outcome_categories(results: Results | Sequence[Results], *,
         share = res.tally.categories / res.tally.n
         left = np.zeros(len(topics))
         pos = y + (r - (len(runs) - 1) / 2) * height
-        for c, category in enumerate(CATEGORIES[1:] + CATEGORIES[:1]):
+        for category in CATEGORIES[1:] + CATEGORIES[:1]:
             col = CATEGORIES.index(category)
             ax.barh(pos, share[:, col], height * 0.92, left=left,
                     color=CATEGORY_COLOURS[category], hatch=hatches[r % len(hatches)],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import html
 import io
 import math
@@ -41,6 +42,15 @@ def _pct(row) -> str:
     if math.isnan(row.estimate):
         return "–"
     return f"{100 * row.estimate:.1f}% <small>[{100 * row.low:.1f}, {100 * row.high:.1f}]</small>"
+
+
+def _cell(x: float, signed: bool = False, *, probability: bool) -> str:
+    """Return a table cell's text: probabilities in percent (differences in points)."""
+    if math.isnan(x):
+        return "–"
+    if probability:
+        return f"{100 * x:+.1f} pp" if signed else f"{100 * x:.1f}%"
+    return f"{x:+.2f}" if signed else f"{x:.2f}"
 
 
 def _summary_html(res: Results) -> str:
@@ -89,14 +99,7 @@ def _comparison_html(results: Sequence[Results]) -> str:
         if "_by_" in d.metric or (d.metric.endswith((".held", ".cancelled"))
                                   and d.metric != "meetings.cancelled"):
             continue
-        scale, unit = (100, " pp") if d.kind == "probability" else (1, "")
-
-        def f(x: float, signed: bool = False) -> str:
-            if math.isnan(x):
-                return "–"
-            return f"{scale * x:+.1f}{unit}" if signed else (
-                f"{scale * x:.1f}%" if d.kind == "probability" else f"{x:.2f}")
-
+        f = functools.partial(_cell, probability=d.kind == "probability")
         cls = ' class="sig"' if d.significant else ""
         p = "–" if math.isnan(d.p_value) else f"{d.p_value:.3g}"
         parts.append(f"<tr{cls}><td>{html.escape(name)}</td><td class='l'>{html.escape(d.label)}</td>"
@@ -128,8 +131,12 @@ def _comparison_html(results: Sequence[Results]) -> str:
 
 def render_report(results: Sequence[Results]) -> str:
     """Return the HTML page for one or more jobs, images embedded."""
-    from .plots import (plot_agreed_values_grid, plot_agreement_curves, plot_meetings,
-                        plot_outcome_categories)
+    from .plots import (
+        plot_agreed_values_grid,
+        plot_agreement_curves,
+        plot_meetings,
+        plot_outcome_categories,
+    )
 
     results = list(results)
     names = ", ".join(r.name for r in results)

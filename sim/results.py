@@ -173,7 +173,7 @@ class ResultsStore:
             "version": __version__,
             "python": platform.python_version(),
             "numpy": np.__version__,
-            "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             **meta,
         }
         write_atomic(self.path / "tally.npz", tally.save)

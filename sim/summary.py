@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy import stats
 
-from .model.compiled import AGREEMENT, CATEGORIES, DEFAULT, INTERIM, TRACK_COUNTERS
+from .model.compiled import AGREEMENT, DEFAULT, INTERIM, TRACK_COUNTERS
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -25,7 +25,6 @@ from scipy import stats
 from sim.compare import compare
 from sim.model.compiled import CATEGORIES
 from sim.plots import (
-    Z,
     plot_agreed_values,
     plot_agreed_values_grid,
     plot_agreement_curve,
