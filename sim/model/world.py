@@ -20,6 +20,7 @@ from .compiled import AGREEMENT, CATEGORIES, DEFAULT, INTERIM, NONE, TopicSpec, 
 from .streams import StreamPool, Streams
 
 _NAN = math.nan
+_exp = math.exp
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +82,8 @@ class _Run:
         self.active: list[int] = [0]  # groups whose level is not known to be zero
         self.decay = world.group_decay
         self.inv_decay = [1.0 / d for d in world.group_decay]
+        self.eq = world.equilibrium
+        self.cs = world.concession_sensitivity
         self.clim_t = 0.0
         self.raw = world.initial_tension  # before clipping to [0, 1]
         self.level = world.initial_tension
@@ -141,19 +144,18 @@ class _Run:
         if t == self.clim_t:
             return self.level
         dt = t - self.clim_t
-        w = self.w
         levels, decay, inv = self.groups, self.decay, self.inv_decay
-        raw = w.equilibrium
+        raw = self.eq
         area = raw * dt  # the integral of tension over the step, for the concession clock
         for g in self.active:
             x = levels[g]
-            e = math.exp(-decay[g] * dt)
+            e = _exp(-decay[g] * dt)
             area += x * (1.0 - e) * inv[g]
             x *= e
             levels[g] = x
             raw += x
         # the concession clock runs at 1 - concession_sensitivity * tension, integrated exactly
-        self.tau += dt - w.concession_sensitivity * area
+        self.tau += dt - self.cs * area
         self.clim_t = t
         self.raw = raw
         level = 0.0 if raw < 0.0 else 1.0 if raw > 1.0 else raw
