@@ -27,6 +27,8 @@ from sim.scenario import load_scenario
 
 
 def area(filename: str) -> str:
+    if filename == "~":
+        return "C built-ins (heapq, math.exp, generator send, list ops)"
     if "simpy" in filename:
         return "SimPy"
     if "streams.py" in filename or "numpy" in filename:

@@ -153,9 +153,6 @@ def run_command(scenario: str, runs: int | None, seed: int | None, workers: int 
 
 def _finish_outputs(results, folder, *, write_csv: bool, svg: bool, no_plots: bool,
                     quiet: bool) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
     from .summary import render_summary
 
     written = [folder / "outcomes", folder / "summary.json", folder / "metadata.json",
@@ -163,6 +160,9 @@ def _finish_outputs(results, folder, *, write_csv: bool, svg: bool, no_plots: bo
     if write_csv:
         written.append(results.to_csv(folder / "outcomes.csv"))
     if not no_plots:
+        import matplotlib
+
+        matplotlib.use("Agg")
         from .plots import save_default_plots
 
         written += save_default_plots(results, folder / "plots", ("png", "svg") if svg else ("png",))
