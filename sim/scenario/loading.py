@@ -113,10 +113,7 @@ def dump_scenario(scenario: Scenario) -> str:
 
 
 def _read(path: Path, chain: tuple[Path, ...]) -> _Source:
-    resolved = path.resolve()
-    if resolved in chain:
-        cycle = " -> ".join(str(p.name) for p in (*chain, resolved))
-        raise ScenarioError([Problem("extends", f"cycle in extends: {cycle}", str(path))])
+    resolved = path.resolve()  # a cycle is caught at the extends: key that closes it, below
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -139,8 +136,12 @@ def _read(path: Path, chain: tuple[Path, ...]) -> _Source:
 
 def _parse_yaml(text: str, name: str) -> tuple[dict[str, Any], dict[str, tuple[str, int]]]:
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.load(text, Loader=yaml.SafeLoader)  # noqa: S506 - SafeLoader
+        loader = yaml.SafeLoader(text)  # one parse: the node tree gives lines, then the data
+        try:
+            node = loader.get_single_node()
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
