@@ -164,7 +164,7 @@ class DaskExecutor:
                 raise InputError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
         else:
             self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                        dashboard_address=None)
+                                        dashboard_address=":0")  # any free port
             self.client = Client(self.cluster)
         self.workers = len(self.client.scheduler_info().get("workers", {})) or workers
         self.payloads = self.client.scatter(payloads, broadcast=True)

@@ -160,7 +160,7 @@ def test_chunk_size_does_not_change_results(reference, chunk_size):
 def test_dask_on_an_existing_cluster_gives_the_same_results(reference):
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster:
+                                  dashboard_address=":0") as cluster:
         on_dask = run(BASELINE, runs=RUNS, scheduler=cluster.scheduler_address, chunk_size=37)
     assert on_dask.metadata["executor"] == "dask"
     assert on_dask.metadata["workers"] == 2
