@@ -184,6 +184,11 @@ def compile_scenario(scenario: Scenario) -> World:
     venue_list = list(scenario.venues.values())
     for name, tr in scenario.tracks.items():
         pool = [venue_list[venue_index[v]] for v in tr.venues]
+        # a proposer weighs each venue by its own acceptability, preferring neutral ground
+        weights = tuple(
+            tuple(v.acceptability.get(s, 1.0) * (0.5 + 0.5 * v.neutrality) for v in pool)
+            for s in sig
+        )
         req = tr.requires
         protocol = tr.protocol or scenario.bargaining.protocol
         tracks.append(
@@ -198,15 +203,8 @@ def compile_scenario(scenario: Scenario) -> World:
                 agenda=tuple(topic_index[t] for t in tr.agenda),
                 authority=tuple(topic_index[t] for t in tr.authority),
                 venues=tuple(venue_index[v] for v in tr.venues),
-                venue_weights=tuple(
-                    tuple(v.acceptability.get(s, 1.0) * (0.5 + 0.5 * v.neutrality) for v in pool)
-                    for s in sig
-                ),
-                venue_cumulative=tuple(
-                    tuple(itertools.accumulate(
-                        v.acceptability.get(s, 1.0) * (0.5 + 0.5 * v.neutrality) for v in pool))
-                    for s in sig
-                ),
+                venue_weights=weights,
+                venue_cumulative=tuple(tuple(itertools.accumulate(w)) for w in weights),
                 venue_accept=tuple(tuple(v.acceptability.get(s, 1.0) for v in pool) for s in sig),
                 venue_risk=tuple(1.0 - v.security for v in pool),
                 veto_delay=tr.veto_delay_days,

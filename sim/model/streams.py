@@ -13,7 +13,6 @@ hundred microseconds per run.
 
 from __future__ import annotations
 
-import math
 from itertools import chain
 
 import numpy as np
@@ -57,10 +56,6 @@ class Stream:
 
     def _normal_block(self) -> list[float]:
         return self._generator.standard_normal(_BLOCK).tolist()
-
-    def exponential(self, mean: float) -> float:
-        """Return an exponential draw with the given mean."""
-        return -mean * math.log(1.0 - self.random())
 
 
 class StreamPool:
