@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 SCENARIO ?= scenarios/baseline.yaml
+# the build compiles these with mypyc (setup.py): reinstall when they change
+BUILD  := pyproject.toml setup.py sim/model/bargaining.py sim/model/compiled.py sim/model/world.py
 
 .PHONY: run test test-quick bench lint clean
 
@@ -10,11 +12,11 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+$(VENV)/.installed: $(BUILD) | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-$(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
+$(VENV)/.dev-installed: $(BUILD) | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@ $(VENV)/.installed
 
@@ -37,4 +39,4 @@ lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check sim tests benchmarks
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache build sim_model__mypyc*.so sim/model/*.so

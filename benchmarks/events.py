@@ -1,7 +1,7 @@
 """The model's cost per SimPy event, against bare SimPy dispatching the same events.
 
 Model: ``run_world(world, seed, i)`` for runs 0..R-1 of the scenario (compiled once, outside
-the timing; with a reused ``StreamPool`` where sim has one, as its workers do); each record's
+the timing; with a reused ``StreamPool``, as its workers do); each record's
 ``events`` field is the number of events scheduled in that run (SimPy's event id counter,
 including process start and end events and the ``until`` event).
 
@@ -22,7 +22,6 @@ machine.
 from __future__ import annotations
 
 import gc
-import inspect
 import math
 import sys
 import time
@@ -33,22 +32,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import simpy
 from _common import BASELINE, Contention, Report, check_repeat, display_path, header, parser
 
+from sim.model import COMPILED
 from sim.model.compiled import World, compile_scenario
-from sim.model.streams import STREAM_NAMES, Streams
+from sim.model.streams import STREAM_NAMES, StreamPool, Streams
 from sim.model.world import run_world
 from sim.scenario import load_scenario
 
-try:  # a pool of reusable generators, as sim.montecarlo.simulate_chunk uses (newer versions)
-    from sim.model.streams import StreamPool
-except ImportError:  # pragma: no cover - older sim
-    StreamPool = None
-
 
 def _pool_kwargs() -> dict:
-    """Return the extra arguments that make run_world reuse generators like a worker does."""
-    if StreamPool is not None and "pool" in inspect.signature(run_world).parameters:
-        return {"pool": StreamPool()}
-    return {}
+    """Return the arguments that make run_world reuse generators as a worker does."""
+    return {"pool": StreamPool()}
 
 TARGET_RATIO = 3.0
 
@@ -173,7 +166,9 @@ def main(argv: list[str] | None = None) -> Report:
     r.info("scenario", "scenario", display_path(args.scenario))
     r.info("runs", "runs per repeat", args.runs)
     r.info("processes", "SimPy processes per run", procs)
-    r.info("pool", "generators reused across runs (StreamPool)", "yes" if _pool_kwargs() else "no")
+    r.info("pool", "generators reused across runs (StreamPool)", "yes")
+    r.info("build", "model build", "compiled by mypyc" if COMPILED else
+           "pure Python (SIM_PURE_PYTHON=1 or not compiled)")
     r.info("events_total", "events per repeat (model = bare, checked)", total)
     r.info("events_per_run", "events/run (mean)", f"{total / args.runs:.1f}")
     r.figure("model_us_per_event", "model us/event", [t / total * 1e6 for t in model_t],

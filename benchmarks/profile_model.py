@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import inspect
 import pstats
 import sys
 from collections import Counter
@@ -22,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import BASELINE, header
 
 from sim.model.compiled import compile_scenario
+from sim.model.streams import StreamPool
 from sim.model.world import run_world
 from sim.scenario import load_scenario
 
@@ -48,11 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     header(f"profile_model: cProfile of {args.runs:,} runs")
     scenario = load_scenario(args.scenario)
     world = compile_scenario(scenario)
-    kwargs = {}
-    if "pool" in inspect.signature(run_world).parameters:
-        from sim.model.streams import StreamPool
-
-        kwargs["pool"] = StreamPool()
+    kwargs = {"pool": StreamPool()}
     for i in range(50):  # warm-up
         run_world(world, scenario.seed, i, **kwargs)
     profile = cProfile.Profile()

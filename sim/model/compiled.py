@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from ..scenario.models import Scenario
 
@@ -122,13 +124,19 @@ class World:
     fields: tuple[str, ...]
 
 
+def _pair(values: Iterable[Any]) -> tuple[Any, Any]:
+    """Return the two per-signatory values of ``values`` as a typed pair."""
+    a, b = values
+    return a, b
+
+
 def _rate_from_half_life(days: float) -> float:
     return math.log(2.0) / days
 
 
 def compile_scenario(scenario: Scenario) -> World:
     """Return the scenario as a :class:`World` the simulation loop reads without lookups."""
-    sig = tuple(scenario.signatories)
+    sig = _pair(scenario.signatories)
     topic_index = {name: i for i, name in enumerate(scenario.topics)}
     venue_index = {name: i for i, name in enumerate(scenario.venues)}
     horizon = float(scenario.horizon_days)
@@ -166,17 +174,17 @@ def compile_scenario(scenario: Scenario) -> World:
                     else math.inf
                 ),
                 high=high,
-                opening=tuple(p.opening if p.opening is not None else p.ideal for p in pos),
-                reservation=tuple(p.reservation for p in pos),
-                beta=tuple(p.beta for p in pos),
-                k=tuple(p.initial_concession for p in pos),
-                patience=tuple(
+                opening=_pair(p.opening if p.opening is not None else p.ideal for p in pos),
+                reservation=_pair(p.reservation for p in pos),
+                beta=_pair(p.beta for p in pos),
+                k=_pair(p.initial_concession for p in pos),
+                patience=_pair(
                     p.patience_days or (deadline if math.isfinite(deadline) else horizon)
                     for p in pos
                 ),
-                salience=tuple(p.salience for p in pos),
-                pull=tuple(pulls),
-                pull_target=tuple(targets),
+                salience=_pair(p.salience for p in pos),
+                pull=_pair(pulls),
+                pull_target=_pair(targets),
             )
         )
 
@@ -185,7 +193,7 @@ def compile_scenario(scenario: Scenario) -> World:
     for name, tr in scenario.tracks.items():
         pool = [venue_list[venue_index[v]] for v in tr.venues]
         # a proposer weighs each venue by its own acceptability, preferring neutral ground
-        weights = tuple(
+        weights = _pair(
             tuple(v.acceptability.get(s, 1.0) * (0.5 + 0.5 * v.neutrality) for v in pool)
             for s in sig
         )
@@ -204,8 +212,8 @@ def compile_scenario(scenario: Scenario) -> World:
                 authority=tuple(topic_index[t] for t in tr.authority),
                 venues=tuple(venue_index[v] for v in tr.venues),
                 venue_weights=weights,
-                venue_cumulative=tuple(tuple(itertools.accumulate(w)) for w in weights),
-                venue_accept=tuple(tuple(v.acceptability.get(s, 1.0) for v in pool) for s in sig),
+                venue_cumulative=_pair(tuple(itertools.accumulate(w)) for w in weights),
+                venue_accept=_pair(tuple(v.acceptability.get(s, 1.0) for v in pool) for s in sig),
                 venue_risk=tuple(1.0 - v.security for v in pool),
                 veto_delay=tr.veto_delay_days,
                 cancel_prob=tr.cancel_prob,
@@ -229,7 +237,7 @@ def compile_scenario(scenario: Scenario) -> World:
             label=v.label,
             security=v.security,
             neutrality=v.neutrality,
-            acceptability=tuple(v.acceptability.get(s, 1.0) for s in sig),
+            acceptability=_pair(v.acceptability.get(s, 1.0) for s in sig),
         )
         for name, v in scenario.venues.items()
     )
@@ -257,8 +265,8 @@ def compile_scenario(scenario: Scenario) -> World:
         start_ordinal=scenario.start.toordinal(),
         horizon=horizon,
         signatories=sig,
-        side_labels=tuple(scenario.sides[s].label for s in sig),
-        discount=tuple(scenario.sides[s].discount for s in sig),
+        side_labels=_pair(scenario.sides[s].label for s in sig),
+        discount=_pair(scenario.sides[s].discount for s in sig),
         topics=tuple(topics),
         tracks=tuple(tracks),
         venues=venues,

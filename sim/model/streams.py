@@ -79,6 +79,10 @@ class Streams:
     """
 
     __slots__ = STREAM_NAMES
+    venue: Stream
+    disruption: Stream
+    shocks: Stream
+    bargaining: Stream
 
     def __init__(self, seed: int, run: int, pool: StreamPool | None = None):
         pool = pool or StreamPool()

@@ -95,7 +95,7 @@ class _Run:
         self.first_summit = _NAN
         self.interim_day = [_NAN] * n
         # topic -> (concession clock at the deadline, interim duration, share conceded then)
-        self.interim_clock: dict[int, tuple[float, float, tuple[float, float]]] = {}
+        self.interim_clock: dict[int, tuple[float, float, tuple[float, ...]]] = {}
         # the concession clock: effective days of concession, slowed by tension
         self.tau = 0.0
 
@@ -133,9 +133,11 @@ class _Run:
         return tuple(out)
 
     def note(self, source: str, kind: str, text: str) -> None:
-        day = self.env.now
-        date = dt.date.fromordinal(self.w.start_ordinal + int(day))
-        self.trace.append(TraceEvent(day, date, source, kind, text))
+        trace = self.trace
+        if trace is not None:
+            day = self.env.now
+            date = dt.date.fromordinal(self.w.start_ordinal + int(day))
+            trace.append(TraceEvent(day, date, source, kind, text))
 
     # --- climate ----------------------------------------------------------------------
 

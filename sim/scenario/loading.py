@@ -240,7 +240,7 @@ def _list_index(part: str, node: list, parts: list[str]) -> int:
 # --- errors --------------------------------------------------------------------------
 
 
-def _pydantic_errors(data: Mapping[str, Any]) -> list[dict]:
+def _pydantic_errors(data: Mapping[str, Any]) -> list[Any]:
     try:
         Scenario.model_validate(data)
     except ValidationError as exc:
@@ -316,6 +316,8 @@ def _consistency_problems(scenario: Scenario) -> list[tuple[str, str]]:
             pos = scenario.sides[side].topics[name]
             path = f"sides.{side}.topics.{name}"
             sign = 1.0 if wants == "high" else -1.0
+            if pos.reservation is None:  # reported by the reference checks
+                continue
             if sign * (pos.ideal - pos.reservation) < 0:
                 out.append((f"{path}.reservation",
                             f"{pos.reservation} is better than the ideal {pos.ideal} for a side "

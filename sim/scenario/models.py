@@ -168,9 +168,9 @@ class Shock(_Strict):
 
 class Bargaining(_Strict):
     protocol: Literal["concession", "rubinstein"] = "concession"
-    noise: Annotated[float, Field(ge=0.0, le=0.5)] = Field(
-        0.03, description="Standard deviation of a side's demand at one meeting"
-    )
+    noise: Annotated[
+        float, Field(ge=0.0, le=0.5, description="Standard deviation of a side's demand at one meeting")
+    ] = 0.03
 
 
 class Scenario(_Strict):
