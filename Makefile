@@ -36,7 +36,8 @@ bench: $(VENV)/.dev-installed
 	$(BIN)/python benchmarks/run_all.py
 
 lint: $(VENV)/.dev-installed
-	$(BIN)/ruff check sim tests benchmarks
+	$(BIN)/ruff check sim tests benchmarks setup.py
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) .pytest_cache build sim_model__mypyc*.so sim/model/*.so

@@ -167,12 +167,15 @@ class ResultsStore:
         import datetime as dt
         import platform
 
+        from .model import COMPILED
+
         meta = {
             "scenario": scenario.name,
             "scenario_hash": scenario_hash(scenario),
             "version": __version__,
             "python": platform.python_version(),
             "numpy": np.__version__,
+            "model_build": "compiled (mypyc)" if COMPILED else "pure Python",
             "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             **meta,
         }
