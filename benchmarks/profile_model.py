@@ -4,7 +4,10 @@ Not a benchmark (no target, not in run_all.py): a reproducible profile for when 
 misses its target. cProfile's per-call overhead inflates small functions, so shares are
 rougher than a sampling profiler's (``py-spy record -f raw`` gives unbiased ones).
 
-    python benchmarks/profile_model.py [--runs 3000] [--top 25] [--scenario PATH]
+cProfile sees the compiled model (mypyc) only as opaque calls; to profile the model's own
+functions, run its Python sources:
+
+    SIM_PURE_PYTHON=1 python benchmarks/profile_model.py [--runs 3000] [--top 25] [--scenario PATH]
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import BASELINE, header
 
+from sim.model import COMPILED
 from sim.model.compiled import compile_scenario
 from sim.model.streams import StreamPool
 from sim.model.world import run_world
@@ -46,6 +50,9 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
 
     header(f"profile_model: cProfile of {args.runs:,} runs")
+    if COMPILED:
+        print("  the model is compiled: its functions show as opaque calls "
+              "(SIM_PURE_PYTHON=1 profiles its Python sources)\n")
     scenario = load_scenario(args.scenario)
     world = compile_scenario(scenario)
     kwargs = {"pool": StreamPool()}

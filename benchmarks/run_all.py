@@ -1,7 +1,7 @@
 """Run every benchmark with modest defaults and print a table of targets met and missed.
 
 Each script runs in its own interpreter, one after another (never two at once: the machine's
-cores are part of what is measured). Modest defaults, about 4 minutes on 2 cores:
+cores are part of what is measured). Modest defaults, about 2 minutes on 2 cores:
 
 * events.py       --runs 300     --repeat 5
 * scaling.py      --runs 20000   --repeat 3
