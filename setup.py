@@ -4,7 +4,8 @@ The metadata lives in pyproject.toml. This file only adds the extension modules:
 (one replication's event loop, its compiled scenario and the bargaining functions) compiled
 by mypyc from the same Python sources, which give bit-identical results either way
 (tests/test_build.py checks that). If mypyc or a C compiler is missing, or
-``SIM_PURE_PYTHON=1`` is set, the package installs as pure Python and runs about 1.5x slower.
+``SIM_PURE_PYTHON=1`` is set, the package installs as pure Python, whose runs take about 1.6x
+as long.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 The modules listed in :data:`COMPILED_MODULES` are compiled to C by mypyc when the package is
 installed (setup.py). ``SIM_PURE_PYTHON=1`` in the environment makes this process (and the
 workers it starts) import their Python sources instead: the same results, bit for bit, about
-1.5x slower, and steppable in a debugger.
+1.6x slower, and steppable in a debugger.
 """
 
 from __future__ import annotations
