@@ -172,6 +172,8 @@ def _finish_outputs(results, folder, *, write_csv: bool, svg: bool, no_plots: bo
     click.echo(render_summary(results.summary()))
     rate = meta.get("runs_per_second")
     speed = f", {rate:,.0f} runs/s" if rate else ""
+    if meta.get("model_build", "").startswith("pure"):
+        speed += " (pure-Python model: see README, 'The compiled model')"
     stop = ""
     if meta.get("target_se") is not None:
         stop = (f"; target SE {meta['target_se']} reached after {results.runs:,} runs"

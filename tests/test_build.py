@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.machinery
+import json
 import os
 import pickle
 import subprocess
@@ -88,3 +89,21 @@ def test_compiled_and_pure_python_models_give_bit_identical_runs(tmp_path):
             assert pickle.dumps(c) == pickle.dumps(p), f"{name}, run {i}: {c} != {p}"
         assert traces_c == traces_p, name
         assert any(traces_c), name
+
+
+@pytest.mark.parametrize("pure", [False, True])
+def test_sim_run_records_which_model_build_ran(tmp_path, pure):
+    if not pure and (PURE or not sim.model.COMPILED):
+        pytest.skip("needs the compiled model")
+    env = dict(os.environ)
+    env.pop("SIM_PURE_PYTHON", None)
+    if pure:
+        env["SIM_PURE_PYTHON"] = "1"
+    out = tmp_path / "job"
+    done = subprocess.run([sys.executable, "-m", "sim", "run", str(REPO / "scenarios" / "baseline.yaml"),
+                           "--runs", "200", "--workers", "1", "--no-plots", "--out", str(out)],
+                          env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["model_build"] == ("pure Python" if pure else "compiled (mypyc)")
+    assert ("pure-Python model" in done.stdout) is pure
