@@ -1,7 +1,7 @@
 """Many runs: chunks of run indices on an executor, streamed into a tally and the store.
 
-Run ``i`` with seed ``s`` draws from ``SeedSequence(s, spawn_key=(i, k))`` (see
-:mod:`sim.model.streams`), so a run's record does not depend on which worker ran it, the
+Run ``i`` with seed ``s`` draws from streams seeded by ``SeedSequence(s, spawn_key=(i,))``
+(see :mod:`sim.model.streams`), so a run's record does not depend on which worker ran it, the
 chunk it was in, or the executor: results are bit-identical for any of them.
 """
 

@@ -7,7 +7,8 @@ Layout of ``results/<name>/``::
     outcomes/            per-run outcomes, a Parquet dataset of one file per chunk
     tally.npz            streaming sufficient statistics of all runs
     summary.json         headline estimates with standard errors and 95% intervals
-    metadata.json        seed, runs, version, scenario hash, executor, workers, wall time
+    metadata.json        seed, runs, version, scenario hash, executor, workers, wall time,
+                         model build (compiled or pure Python)
     plots/               the default plots (PNG; SVG on request)
 
 Every file is written to a temporary name and moved into place, so a killed job leaves

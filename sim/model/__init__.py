@@ -3,14 +3,20 @@
 The modules listed in :data:`COMPILED_MODULES` are compiled to C by mypyc when the package is
 installed (setup.py). ``SIM_PURE_PYTHON=1`` in the environment makes this process (and the
 workers it starts) import their Python sources instead: the same results, bit for bit, about
-1.6x slower, and steppable in a debugger.
+1.6x slower, and steppable in a debugger. The switch is read when ``sim.model`` is first
+imported; setting it later, reloading, or a notebook's autoreload do not change the build in
+use. Workers of a remote Dask cluster run whatever build their own install has (the same
+results either way).
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
+import json
+import operator
 import os
 import sys
 import warnings
@@ -44,15 +50,27 @@ from .streams import STREAM_NAMES, Streams  # noqa: E402
 from .world import Outcome, TraceEvent, run_world  # noqa: E402
 
 #: True when the model runs as C extensions compiled by mypyc, False for its Python sources.
-COMPILED = not _world.__file__.endswith(".py")
+COMPILED = _world.__file__ is not None and _world.__file__.endswith(
+    tuple(importlib.machinery.EXTENSION_SUFFIXES)
+)
 
 
 def _warn_if_stale() -> None:
-    """Warn when a module's source changed after its extension was built."""
-    for module in COMPILED_MODULES:
-        built = sys.modules[f"{__name__}.{module}"].__file__
+    """Warn when a module's source differs from the one its extension was compiled from.
+
+    The build records each source's SHA-256 in ``_build.json`` beside the extensions.
+    """
+    try:
+        built = json.loads((Path(_world.__file__).parent / "_build.json").read_text())
+    except (OSError, ValueError):
+        return
+    for module, digest in built.items():
         source = _HERE / f"{module}.py"
-        if built and not built.endswith(".py") and source.stat().st_mtime > Path(built).stat().st_mtime:
+        try:
+            current = hashlib.sha256(source.read_bytes()).hexdigest()
+        except OSError:
+            continue
+        if current != digest:
             warnings.warn(
                 f"{source} changed after it was compiled, and the compiled model runs the old "
                 "code: rebuild it (`make`, or `pip install -e .`) or set SIM_PURE_PYTHON=1",
@@ -94,5 +112,6 @@ def simulate(
     else:
         world = compile_scenario(scenario)
         seed = scenario.seed if seed is None else seed
-    record, events = run_world(world, seed, run, trace)
+    # the compiled run_world takes exact types: numpy integers and truthy values are converted
+    record, events = run_world(world, operator.index(seed), operator.index(run), bool(trace))
     return Outcome(dict(zip(world.fields, record)), events)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from ..scenario.models import Scenario
@@ -18,8 +18,20 @@ NONE, AGREEMENT, INTERIM, DEFAULT = range(4)
 TRACK_COUNTERS = ("planned", "held", "cancelled", "postponed", "derailed", "vetoes")
 
 
+class Record:
+    """Base of the frozen dataclasses here: pickled and copied by their field values.
+
+    Compiled by mypyc, a frozen dataclass does not pickle or deep-copy by default.
+    """
+
+    __slots__ = ()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), tuple(getattr(self, f.name) for f in fields(self)))  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True, slots=True)
-class TopicSpec:
+class TopicSpec(Record):
     name: str
     label: str
     deadline: float  # day number, inf without a deadline
@@ -40,7 +52,7 @@ class TopicSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class TrackSpec:
+class TrackSpec(Record):
     name: str
     label: str
     kind: str
@@ -73,7 +85,7 @@ class TrackSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class VenueSpec:
+class VenueSpec(Record):
     name: str
     label: str
     security: float
@@ -82,7 +94,7 @@ class VenueSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class ShockSpec:
+class ShockSpec(Record):
     name: str
     label: str
     mean_gap: float  # mean days between shocks, inf for rate 0
@@ -94,7 +106,7 @@ class ShockSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class World:
+class World(Record):
     """Everything a run needs, in plain floats and tuples; built once per worker."""
 
     name: str

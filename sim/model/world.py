@@ -16,7 +16,17 @@ from typing import Any
 import simpy
 
 from .bargaining import faratin_alpha, gap, linkage_deal, rubinstein_share
-from .compiled import AGREEMENT, CATEGORIES, DEFAULT, INTERIM, NONE, TopicSpec, TrackSpec, World
+from .compiled import (
+    AGREEMENT,
+    CATEGORIES,
+    DEFAULT,
+    INTERIM,
+    NONE,
+    Record,
+    TopicSpec,
+    TrackSpec,
+    World,
+)
 from .streams import StreamPool, Streams
 
 _NAN = math.nan
@@ -24,7 +34,7 @@ _exp = math.exp
 
 
 @dataclass(frozen=True, slots=True)
-class TraceEvent:
+class TraceEvent(Record):
     """One dated line of a run's story."""
 
     day: float
@@ -52,6 +62,9 @@ class Outcome:
 
     def __repr__(self) -> str:
         return f"Outcome({self.values!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Outcome, (self.values, self.trace))
 
 
 def run_world(world: World, seed: int, run: int, trace: bool = False,
@@ -135,7 +148,7 @@ class _Run:
     def note(self, source: str, kind: str, text: str) -> None:
         trace = self.trace
         if trace is not None:
-            day = self.env.now
+            day = float(self.env.now)
             date = dt.date.fromordinal(self.w.start_ordinal + int(day))
             trace.append(TraceEvent(day, date, source, kind, text))
 
@@ -257,7 +270,7 @@ class _Run:
 
     def _settle(self, i: int, status: int, value: float) -> None:
         self.status[i] = status
-        self.day[i] = self.env.now
+        self.day[i] = float(self.env.now)
         self.value[i] = value
 
     def _track(self, i: int, spec: TrackSpec):
