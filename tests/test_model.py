@@ -248,6 +248,11 @@ def test_track_with_unmet_prerequisite_plans_no_meeting(minimal):
 DEADLINE = "2026-04-11"  # day 100 of a scenario starting 2026-01-01
 
 
+def _meetings(n: int) -> dict:
+    """Return changes that make track t meet on days 20, 70, 120, ... n times."""
+    return {"tracks__t__first_day": 20, "tracks__t__cadence_days": 50, "tracks__t__max_meetings": n}
+
+
 def _deadline(minimal, deadline: dict | None, **changes):
     data = copy.deepcopy(minimal)
     if deadline is not None:
@@ -280,7 +285,7 @@ def test_nothing_is_settled_after_a_deadline_default(minimal):
 def test_interim_bracketed_by_the_demands_at_the_deadline_is_taken(minimal):
     # meetings on days 20 and 70 leave a gap; at day 100 both stand on their reservations
     # (0.3 asked by a, 0.7 offered by b), which bracket 0.5
-    meet = {"tracks__t__first_day": 20, "tracks__t__cadence_days": 50, "tracks__t__max_meetings": 2}
+    meet = _meetings(2)
     s = _deadline(minimal, {"default": 0.0, "interim": {"label": "stopgap", "value": 0.5}}, **meet)
     out = simulate(s, seed=1, trace=True)
     assert out["t.held"] == 2
@@ -290,7 +295,7 @@ def test_interim_bracketed_by_the_demands_at_the_deadline_is_taken(minimal):
 
 
 def test_interim_outside_the_demands_at_the_deadline_is_refused(minimal):
-    meet = {"tracks__t__first_day": 20, "tracks__t__cadence_days": 50, "tracks__t__max_meetings": 2}
+    meet = _meetings(2)
     s = _deadline(minimal, {"default": 0.0, "interim": {"label": "stopgap", "value": 0.8}}, **meet)
     out = simulate(s, seed=1, trace=True)
     assert (out["x.outcome"], out["x.day"], out["x.value"]) == (3, 100.0, 0.0)
@@ -299,7 +304,7 @@ def test_interim_outside_the_demands_at_the_deadline_is_refused(minimal):
 
 
 def test_interim_that_runs_out_without_agreement_becomes_default_at_its_end(minimal):
-    meet = {"tracks__t__first_day": 20, "tracks__t__cadence_days": 50, "tracks__t__max_meetings": 2}
+    meet = _meetings(2)
     interim = {"label": "stopgap", "value": 0.5, "duration_days": 50}
     out = simulate(_deadline(minimal, {"default": 0.1, "interim": interim}, **meet),
                    seed=1, trace=True)
@@ -310,7 +315,7 @@ def test_interim_that_runs_out_without_agreement_becomes_default_at_its_end(mini
 
 def test_agreement_after_an_interim_replaces_it(minimal):
     # meetings on 20, 70, 120: the interim is taken on day 100, agreement follows on day 120
-    meet = {"tracks__t__first_day": 20, "tracks__t__cadence_days": 50, "tracks__t__max_meetings": 3}
+    meet = _meetings(3)
     s = _deadline(minimal, {"default": 0.0, "interim": {"label": "stopgap", "value": 0.5}}, **meet)
     out = simulate(s, seed=1, trace=True)
     assert (out["x.outcome"], out["x.day"], out["x.interim_day"]) == (1, 120.0, 100.0)
