@@ -42,7 +42,10 @@ def _reports_bad_input(command: Callable) -> Callable:
             lines.append(f"{len(exc.problems)} {noun} found; nothing was run.")
             raise BadInput("\n".join(lines)) from None
         except InputError as exc:
-            raise BadInput(f"error: {exc}") from None
+            raise BadInput("\n".join(f"error: {line}" for line in str(exc).splitlines())) from None
+        except OSError as exc:  # a folder or file the system refused: say which, no traceback
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise BadInput(f"error: {where}{exc.strerror or exc}") from None
 
     return wrapper
 
@@ -82,9 +85,10 @@ def schema() -> None:
     """Print the JSON Schema of scenario files (for editors)."""
     import json
 
+    from .inputs import schema_with_priors
     from .scenario import Scenario
 
-    click.echo(json.dumps(Scenario.model_json_schema(), indent=2))
+    click.echo(json.dumps(schema_with_priors(Scenario.model_json_schema()), indent=2))
 
 
 @main.command()
@@ -97,15 +101,20 @@ def schema() -> None:
 @_reports_bad_input
 def trace(scenario: str, run_index: int, seed: int | None, overrides: tuple[str, ...],
           kinds: tuple[str, ...]) -> None:
-    """Print the dated timeline of one run and its outcome."""
+    """Print the dated timeline of one run and its outcome.
+
+    Event kinds for --kind: not ready, planned, veto, postponed, held, cancelled, derailed,
+    leak, stall, talks, agreement, shock, interim, default.
+    """
     from .model import simulate
     from .scenario import load_scenario
-    from .tracing import render_trace
+    from .tracing import check_kinds, render_trace
 
+    shown = check_kinds(kinds)  # an unknown kind is an error (exit 2), not an empty timeline
     s = load_scenario(scenario, overrides=overrides)
     outcome = simulate(s, seed=seed, run=run_index, trace=True)
     click.echo(render_trace(s, outcome, seed=s.seed if seed is None else seed, run=run_index,
-                            kinds=set(kinds) or None))
+                            kinds=shown))
 
 
 @main.command("run")
@@ -124,6 +133,13 @@ def trace(scenario: str, run_index: int, seed: int | None, overrides: tuple[str,
 @click.option("--resume", is_flag=True, help="Finish an interrupted job in the results folder.")
 @click.option("--target-se", type=float, default=None,
               help="Stop once every headline probability's standard error is below this.")
+@click.option("--inputs", "input_mode", type=click.Choice(["sample", "point"]), default="sample",
+              show_default=True,
+              help="Draw each run's uncertain inputs from their priors, or run them all at "
+                   "their point values (medians; a choice's mode).")
+@click.option("--replications", "-R", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Runs per input draw: with R > 1 the summary splits the spread into "
+                   "what the unknowns and what the events contribute.")
 @click.option("--csv", "write_csv", is_flag=True, help="Also write the outcomes as CSV.")
 @click.option("--svg", is_flag=True, help="Also write the plots as SVG.")
 @click.option("--no-plots", is_flag=True, help="Skip the plots.")
@@ -132,8 +148,8 @@ def trace(scenario: str, run_index: int, seed: int | None, overrides: tuple[str,
 def run_command(scenario: str, runs: int | None, seed: int | None, workers: int | None,
                 executor: str, scheduler: str | None, chunk_size: int | None,
                 overrides: tuple[str, ...], out: str | None, force: bool, resume: bool,
-                target_se: float | None, write_csv: bool, svg: bool, no_plots: bool,
-                quiet: bool) -> None:
+                target_se: float | None, input_mode: str, replications: int, write_csv: bool,
+                svg: bool, no_plots: bool, quiet: bool) -> None:
     """Run a scenario many times and write its results folder."""
     import sys
     from pathlib import Path
@@ -145,14 +161,37 @@ def run_command(scenario: str, runs: int | None, seed: int | None, workers: int 
         raise BadInput("error: --force and --resume exclude each other")
     s = load_scenario(scenario, overrides=overrides)
     folder = Path(out) if out else Path("results") / s.name
-    results = run(s, runs=runs, seed=seed, workers=workers, executor=executor,
-                  scheduler=scheduler, chunk_size=chunk_size, out=folder, resume=resume,
-                  force=force, target_se=target_se, progress=not quiet and sys.stderr.isatty())
-    _finish_outputs(results, folder, write_csv=write_csv, svg=svg, no_plots=no_plots, quiet=quiet)
+    try:
+        results = run(s, runs=runs, seed=seed, workers=workers, executor=executor,
+                      scheduler=scheduler, chunk_size=chunk_size, out=folder, resume=resume,
+                      force=force, target_se=target_se, overrides=overrides,
+                      inputs=input_mode, replications=replications,
+                      progress=not quiet and sys.stderr.isatty())
+    except KeyboardInterrupt:
+        _interrupted(folder)
+    _finish_outputs(results, folder, write_csv=write_csv, svg=svg, no_plots=no_plots,
+                    quiet=quiet, overrides=overrides)
+
+
+def _title(name: str, overrides: tuple[str, ...]) -> str:
+    """Return what a job is: its scenario and every --set it was run with."""
+    if not overrides:
+        return f"Scenario {name}"
+    return f"Scenario {name} with " + " ".join(f"--set {o}" for o in overrides)
+
+
+def _interrupted(folder) -> None:
+    """Say how to finish an interrupted job, and exit 130 as a shell expects after Ctrl-C."""
+    parts = folder / "outcomes"
+    saved = len(list(parts.glob("part-*.parquet"))) if parts.is_dir() else 0
+    click.echo(f"\ninterrupted: {saved} finished chunk(s) are kept in {folder}/; run the same "
+               "command with --resume to finish the job without redoing them", err=True)
+    raise SystemExit(130)
 
 
 def _finish_outputs(results, folder, *, write_csv: bool, svg: bool, no_plots: bool,
-                    quiet: bool) -> None:
+                    quiet: bool, overrides: tuple[str, ...] = ()) -> None:
+    from .outputs import record
     from .summary import render_summary
 
     written = [folder / "outcomes", folder / "summary.json", folder / "metadata.json",
@@ -165,10 +204,14 @@ def _finish_outputs(results, folder, *, write_csv: bool, svg: bool, no_plots: bo
         matplotlib.use("Agg")
         from .plots import save_default_plots
 
-        written += save_default_plots(results, folder / "plots", ("png", "svg") if svg else ("png",))
+        plots = save_default_plots(results, folder / "plots", ("png", "svg") if svg else ("png",))
+        record(folder, plots)  # so that --force may replace them later
+        written += plots
     if quiet:
         return
     meta = results.metadata
+    if overrides:
+        click.echo(_title(results.name, overrides))
     click.echo(render_summary(results.summary()))
     rate = meta.get("runs_per_second")
     speed = f", {rate:,.0f} runs/s" if rate else ""
@@ -213,16 +256,50 @@ def _load_results(folders: tuple[str, ...]):
 def compare_command(folders: tuple[str, ...], out: str | None, metrics: tuple[str, ...],
                     all_metrics: bool, force: bool, quiet: bool) -> None:
     """Compare results folders: differences from the first, with intervals and tests."""
-    import json
     from pathlib import Path
 
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     from .compare import compare, render_comparison
     from .errors import InputError
+    from .outputs import claim
+
+    if len(folders) < 2:
+        raise InputError("compare needs at least two results folders")
+    results = _load_results(folders)
+    comparison = compare(*results, metrics=list(metrics) or None)
+    folder = Path(out) if out else Path("results") / _comparison_name([r.name for r in results])
+    lock, _ = claim(folder, "comparison", force=force)  # --force clears the whole folder
+    try:
+        written = _write_comparison(folder, comparison, results)
+    finally:
+        if lock is not None:
+            lock.release()
+    if not quiet:
+        click.echo(render_comparison(comparison, all_metrics=all_metrics))
+        click.echo(f"Comparison in {folder}/:")
+    for path in written:
+        click.echo(f"  {path}")
+
+
+def _comparison_name(names: list[str]) -> str:
+    """Return the default comparison folder's name, short enough for any file system."""
+    import hashlib
+
+    name = "compare-" + "-vs-".join(names)
+    if len(name) <= 120:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:10]
+    return f"{name[:100]}-{digest}"
+
+
+def _write_comparison(folder, comparison, results) -> list:
+    import json
+
+    import matplotlib.pyplot as plt
+
     from .plots import (
         plot_agreed_values_grid,
         plot_agreement_curves,
@@ -232,14 +309,6 @@ def compare_command(folders: tuple[str, ...], out: str | None, metrics: tuple[st
     )
     from .results import write_atomic, write_text_atomic
 
-    if len(folders) < 2:
-        raise InputError("compare needs at least two results folders")
-    results = _load_results(folders)
-    comparison = compare(*results, metrics=list(metrics) or None)
-    folder = Path(out) if out else Path("results") / ("compare-" + "-vs-".join(r.name for r in results))
-    if folder.exists() and any(folder.iterdir()) and not force:
-        raise InputError(f"{folder} already exists; use --force to replace it or --out elsewhere")
-    folder.mkdir(parents=True, exist_ok=True)
     write_text_atomic(folder / "comparison.json", json.dumps(comparison.to_dict(), indent=2) + "\n")
     table = comparison.table()
     write_atomic(folder / "comparison.csv", lambda tmp: table.to_csv(tmp, index=False))
@@ -260,11 +329,7 @@ def compare_command(folders: tuple[str, ...], out: str | None, metrics: tuple[st
         write_atomic(path, lambda tmp, fig=fig: fig.savefig(tmp, format="png"))
         plt.close(fig)
         written.append(path)
-    if not quiet:
-        click.echo(render_comparison(comparison, all_metrics=all_metrics))
-        click.echo(f"Comparison in {folder}/:")
-    for path in written:
-        click.echo(f"  {path}")
+    return written
 
 
 @main.command("report")
@@ -273,16 +338,21 @@ def compare_command(folders: tuple[str, ...], out: str | None, metrics: tuple[st
               help="HTML file to write (default: report.html in the first folder).")
 @_reports_bad_input
 def report_command(folders: tuple[str, ...], out: str | None) -> None:
-    """Write one self-contained HTML report of one or more results folders."""
+    """Write one self-contained HTML report of one or more results folders.
+
+    An existing report written by sim is replaced; any other existing file is kept.
+    """
     from pathlib import Path
 
     import matplotlib
 
     matplotlib.use("Agg")
+    from .outputs import check_report_target
     from .report import write_report
 
     results = _load_results(folders)
     path = Path(out) if out else Path(folders[0]) / "report.html"
+    check_report_target(path)
     write_report(results, path)
     click.echo(f"Report written to {path}")
 
@@ -409,6 +479,7 @@ def hindcast_command(scenario: str, facts: str, runs: int | None, seed: int | No
 
     recorded = load_facts(facts)
     s = load_scenario(scenario)
+    _check_facts_fit(s, recorded, facts)
     folder = Path(out) if out else Path("results") / s.name
     results = run(s, runs=runs, seed=seed, workers=workers, out=folder, force=force,
                   progress=sys.stderr.isatty())
@@ -422,6 +493,21 @@ def hindcast_command(scenario: str, facts: str, runs: int | None, seed: int | No
     write_text_atomic(folder / "hindcast.json", json.dumps(report, indent=2) + "\n")
     click.echo(render_checks(checks, results.runs))
     click.echo(f"Results in {folder}/ (hindcast.json)")
+
+
+def _check_facts_fit(scenario, facts, path: str) -> None:
+    """Raise InputError, before anything runs, for a fact naming what the scenario lacks."""
+    from .errors import InputError
+    from .model import compile_scenario
+
+    fields = set(compile_scenario(scenario).fields)
+    for i, fact in enumerate(facts):
+        if fact.kind == "count" and fact.column not in fields:
+            raise InputError(f"{path}: facts.{i}.column: no outcome column '{fact.column}' in "
+                             f"scenario '{scenario.name}'")
+        if fact.kind != "count" and fact.topic not in scenario.topics:
+            raise InputError(f"{path}: facts.{i}.topic: '{fact.topic}' is not a topic of "
+                             f"scenario '{scenario.name}'")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -19,7 +19,7 @@ from scipy import stats
 
 from .errors import InputError
 from .model.compiled import AGREEMENT, DEFAULT
-from .summary import CONFIDENCE, milestones
+from .summary import CONFIDENCE, HEADLINE, headline_label, last_day_before, milestones
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -52,8 +52,16 @@ class Difference:
         return self.p_value < 1 - CONFIDENCE
 
 
+#: The columns a Comparison shows as its repr.
+COMPARISON_COLUMNS = ["scenario", "metric", "a", "b", "difference", "low", "high", "p_value"]
+
+
 class Comparison:
-    """Differences between a reference job and each other job."""
+    """Differences between a reference job and each other job.
+
+    In a notebook it shows as its table (``repr``, ``_repr_html_``); ``to_frame()`` returns
+    every difference as a row of a DataFrame.
+    """
 
     def __init__(self, names: list[str], rows: list[tuple[str, Difference]], paired: dict[str, bool]):
         self.names = names
@@ -61,11 +69,29 @@ class Comparison:
         self.rows = rows  # (name of the job compared with the reference, difference)
         self.paired = paired
 
-    def table(self) -> pd.DataFrame:
+    def to_frame(self) -> pd.DataFrame:
+        """Return one row per (compared job, metric): both estimates, b − a and its test."""
         import pandas as pd
 
         records = [{"scenario": name, **asdict(d)} for name, d in self.rows]
         return pd.DataFrame(records)
+
+    table = to_frame  # the older name, kept for callers that use it
+
+    def _title(self) -> str:
+        return (f"Differences from {self.reference} (a: {self.reference}, b: "
+                f"{', '.join(self.names[1:])}; {CONFIDENCE:.0%} intervals)")
+
+    def __repr__(self) -> str:
+        frame = self.to_frame()[COMPARISON_COLUMNS]
+        return f"{self._title()}\n{frame.to_string(float_format=lambda v: f'{v:.4g}')}"
+
+    def _repr_html_(self) -> str:
+        import html
+
+        frame = self.to_frame()[COMPARISON_COLUMNS]
+        return (f"<p><b>{html.escape(self._title())}</b></p>"
+                + frame.to_html(index=False, float_format=lambda v: f"{v:.4g}"))
 
     def get(self, metric: str, scenario: str | None = None) -> Difference:
         for name, d in self.rows:
@@ -152,11 +178,7 @@ def _differences(a: Results, b: Results, paired: bool) -> list[Difference]:
     for name, topic in scenario.topics.items():
         cat_a, cat_b = a.column(f"{name}.outcome"), b.column(f"{name}.outcome")
         agreed_a, agreed_b = cat_a == AGREEMENT, cat_b == AGREEMENT
-        out.append(_proportions(f"{name}.p_agreement", f"{topic.label}: P(agreement by horizon)",
-                                agreed_a, agreed_b, paired))
-        if topic.deadline is not None:
-            out.append(_proportions(f"{name}.p_default", f"{topic.label}: P(deadline default)",
-                                    cat_a == DEFAULT, cat_b == DEFAULT, paired))
+        out += _headline_differences(a, b, name, paired)
         day_a, day_b = a.column(f"{name}.day"), b.column(f"{name}.day")
         for date in dates:
             da, db = (date - a.scenario.start).days, (date - b.scenario.start).days
@@ -184,6 +206,46 @@ def _differences(a: Results, b: Results, paired: bool) -> list[Difference]:
     out.append(_counts("tension_end", "Tension at horizon", a.column("tension_end"),
                        b.column("tension_end"), paired))
     return out
+
+
+def _headline_differences(a: Results, b: Results, topic: str, paired: bool) -> list[Difference]:
+    """Return the differences of a topic's headline metrics, in :data:`HEADLINE` order.
+
+    A deadline's metrics are compared where both jobs have the deadline, labelled with the
+    first job's date. An interim is compared where either job has one: without it, a job
+    takes it in no run.
+    """
+    events_a, events_b = _headline_events(a, topic), _headline_events(b, topic)
+    out = []
+    for suffix, _ in HEADLINE:
+        xa, xb = events_a.get(suffix), events_b.get(suffix)
+        if xa is None and xb is None:
+            continue
+        spec = (a if xa is not None else b).scenario.topics[topic]  # the one to label with
+        if suffix == "p_interim_taken":
+            xa = np.zeros(a.runs, bool) if xa is None else xa
+            xb = np.zeros(b.runs, bool) if xb is None else xb
+        if xa is None or xb is None:
+            continue
+        label = headline_label(suffix, spec, a.scenario.end)
+        out.append(_proportions(f"{topic}.{suffix}", label, xa, xb, paired))
+    return out
+
+
+def _headline_events(res: Results, topic: str) -> dict[str, np.ndarray]:
+    """Return, per headline metric of ``topic`` in ``res``, whether each run had the event."""
+    spec = res.scenario.topics[topic]
+    outcome = res.column(f"{topic}.outcome")
+    events = {"p_agreement": outcome == AGREEMENT}
+    if spec.deadline is None:
+        return events
+    before = last_day_before(spec.deadline.date, res.scenario.start, res.scenario.horizon_days)
+    day = np.floor(res.column(f"{topic}.day"))
+    events["p_agreement_before_deadline"] = (outcome == AGREEMENT) & (day <= before)
+    events["p_default"] = outcome == DEFAULT
+    if spec.deadline.interim is not None:  # the day it was taken; NaN where it was not
+        events["p_interim_taken"] = ~np.isnan(res.column(f"{topic}.interim_day"))
+    return events
 
 
 def _proportions(metric: str, label: str, xa: np.ndarray, xb: np.ndarray,
@@ -246,46 +308,95 @@ def _distributions(metric: str, label: str, xa: np.ndarray, xb: np.ndarray) -> D
                       diff + half, "Kolmogorov-Smirnov", float(p), False, na, nb)
 
 
-def render_comparison(comparison: Comparison, *, all_metrics: bool = False) -> str:
-    """Return the comparison as a table: by default the headline rows only."""
-    from io import StringIO
+def shown(d: Difference, all_metrics: bool = False) -> bool:
+    """Return whether a difference is shown by default: dated and per-track rows are not."""
+    if all_metrics:
+        return True
+    per_track = d.metric.endswith((".held", ".cancelled")) and d.metric != "meetings.cancelled"
+    return "_by_" not in d.metric and not per_track
 
-    from rich.console import Console
+
+def is_headline(d: Difference) -> bool:
+    """Return whether a difference answers a headline question (see summary.HEADLINE)."""
+    return d.metric == "summits.p_any" or d.metric.endswith(
+        tuple(f".{suffix}" for suffix, _ in HEADLINE))
+
+
+def headline_rows(comparison: Comparison) -> list[tuple[str, Difference]]:
+    """Return the headline differences: significant ones first, larger ones first within."""
+    rows = [(name, d) for name, d in comparison.rows if is_headline(d)]
+    return sorted(rows, key=lambda row: (not row[1].significant, -abs(_size(row[1]))))
+
+
+def _size(d: Difference) -> float:
+    return 0.0 if math.isnan(d.difference) else d.difference
+
+
+def render_comparison(comparison: Comparison, *, all_metrics: bool = False,
+                      width: int | None = None) -> str:
+    """Return the comparison as text, one table per job compared with the first.
+
+    By default the headline rows only; ``width`` defaults to the terminal's.
+    """
+    from .summary import render_text
+
+    tables = [_comparison_table(comparison, name, all_metrics) for name in comparison.names[1:]]
+    return render_text(*comparison.describe_pairing(), *tables,
+                       "* significant at the 5% level", width=width)
+
+
+def _comparison_table(comparison: Comparison, name: str, all_metrics: bool):
     from rich.table import Table
 
-    table = Table(title=f"Differences from {comparison.reference} (b − a, 95% intervals)")
-    for col in ("scenario", "metric", comparison.reference, "b", "difference", "95% interval",
-                "test", "p"):
-        table.add_column(col, justify="left" if col in ("scenario", "metric", "test") else "right")
-    for name, d in comparison.rows:
-        if not all_metrics and "_by_" in d.metric:
-            continue
-        if not all_metrics and d.metric.endswith((".held", ".cancelled")) and d.metric != "meetings.cancelled":
-            continue
-        fmt = _pct if d.kind == "probability" else _num
+    ref = comparison.reference
+    rows = [d for other, d in comparison.rows if other == name and shown(d, all_metrics)]
+    # one test per kind of metric within a pair of jobs: named once, under the table, which
+    # leaves the room of a column to the metrics' labels
+    tests = "; ".join(f"{t} ({_KIND_NAMES[k]})" for k, t in {d.kind: d.test for d in rows}.items())
+    table = Table(title=f"Differences from {ref}: {name} − {ref} (95% intervals)",
+                  caption=f"tests: {tests}" if tests else None)
+    for col in ("metric", ref, name, "difference", "95% interval", "p"):
+        table.add_column(col, justify="left" if col == "metric" else "right", overflow="fold")
+    for d in rows:
         star = " *" if d.significant else ""
-        table.add_row(name, d.label, fmt(d.a), fmt(d.b), fmt(d.difference, signed=True) + star,
-                      f"[{fmt(d.low, signed=True)}, {fmt(d.high, signed=True)}]", d.test,
+        table.add_row(d.label, value_text(d.a, d.kind), value_text(d.b, d.kind),
+                      difference_text(d) + star, interval_of(d),
                       "-" if math.isnan(d.p_value) else f"{d.p_value:.3g}")
-    buffer = StringIO()
-    console = Console(file=buffer, width=160, force_terminal=False, color_system=None)
-    for line in comparison.describe_pairing():
-        console.print(line)
-    console.print(table)
-    console.print("* significant at the 5% level")
-    return buffer.getvalue()
+    return table
 
 
-def _pct(x: float, signed: bool = False) -> str:
+_KIND_NAMES = {"probability": "probabilities", "mean": "means per run",
+               "distribution": "agreed values"}
+
+
+def value_text(x: float, kind: str, *, signed: bool = False, nonzero: bool = False,
+               missing: str = "-") -> str:
+    """Return a table cell: probabilities in percent (differences in points), else numbers.
+
+    With ``nonzero`` a non-zero ``x`` gets the decimals it takes not to read as 0.
+    """
     if math.isnan(x):
-        return "-"
-    return f"{100 * x:+.1f} pp" if signed else f"{100 * x:.1f}%"
+        return missing
+    if kind == "probability":
+        return _decimals(100 * x, 1, signed, nonzero) + (" pp" if signed else "%")
+    return _decimals(x, 2, signed, nonzero)
 
 
-def _num(x: float, signed: bool = False) -> str:
-    if math.isnan(x):
-        return "-"
-    return f"{x:+.2f}" if signed else f"{x:.2f}"
+def difference_text(d: Difference, missing: str = "-") -> str:
+    """Return b − a; a significant difference never reads as +0.0 pp or +0.00."""
+    return value_text(d.difference, d.kind, signed=True, nonzero=d.significant, missing=missing)
+
+
+def interval_of(d: Difference, missing: str = "-") -> str:
+    """Return the 95% interval of b − a as "[-1.2 pp, +3.4 pp]"."""
+    return (f"[{value_text(d.low, d.kind, signed=True, missing=missing)}, "
+            f"{value_text(d.high, d.kind, signed=True, missing=missing)}]")
+
+
+def _decimals(x: float, decimals: int, signed: bool, nonzero: bool) -> str:
+    if nonzero and x != 0 and round(abs(x), decimals) == 0:
+        decimals = -math.floor(math.log10(abs(x)))  # down to the first significant digit
+    return f"{x:+.{decimals}f}" if signed else f"{x:.{decimals}f}"
 
 
 def scenario_differences(a: Results, b: Results) -> list[tuple[str, Any, Any]]:

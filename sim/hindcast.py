@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from .errors import InputError
 from .model.compiled import AGREEMENT
 from .results import Results
+from .scenario.loading import ScenarioError, read_yaml_file, validation_problems
+from .scenario.models import Int
 
 CENTRAL = 0.90
 
@@ -31,7 +32,7 @@ class Fact(BaseModel):
     kind: Literal["count", "agreed", "not_agreed"]
     column: str | None = None
     topic: str | None = None
-    observed: int | None = None
+    observed: Int | None = None  # a count: `yes` or "2" is refused, not read as 1 or 2
     source: str = ""
 
     @model_validator(mode="after")
@@ -60,20 +61,23 @@ class FactCheck:
 
 
 def load_facts(path: str | Path) -> list[Fact]:
-    """Return the facts listed in a YAML file, validated."""
+    """Return the facts listed in a YAML file, validated.
+
+    The file is read like a scenario file (a regular UTF-8 file, safe YAML, no duplicate
+    keys); :class:`InputError` lists every problem, one per line, each with its line.
+    """
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read facts file: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path}: malformed YAML: {exc}") from None
+        data, lines = read_yaml_file(path, "facts file")
+    except ScenarioError as exc:
+        raise InputError(str(exc)) from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}:1: a facts file is a mapping with the key 'facts'")
     try:
         return _FactsFile.model_validate(data).facts
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise InputError(f"{path}: {where}: {first['msg']}") from None
+        problems = validation_problems(exc.errors(include_url=False), lines, file=str(path))
+        raise InputError("\n".join(str(p) for p in problems)) from None
 
 
 def check_facts(results: Results, facts: list[Fact]) -> list[FactCheck]:

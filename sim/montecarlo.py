@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .errors import InputError
+from .inputs import RunInputs
 from .model.compiled import World, compile_scenario
 from .model.streams import StreamPool
 from .model.world import run_world
@@ -45,14 +46,28 @@ def column_types(fields: Iterable[str]) -> dict[str, np.dtype]:
     return types
 
 
-def simulate_chunk(world: World, seed: int, start: int, stop: int) -> dict[str, np.ndarray]:
-    """Return the outcome records of runs ``start`` to ``stop - 1`` as typed columns."""
+def simulate_chunk(world: World, seed: int, start: int, stop: int,
+                   inputs: RunInputs | None = None) -> dict[str, np.ndarray]:
+    """Return the outcome records of runs ``start`` to ``stop - 1`` as typed columns.
+
+    With ``inputs`` each run first draws its uncertain inputs and runs in its own world;
+    the draws join the record as ``input.<key>`` columns (the experiments table).
+    """
     pool = StreamPool()
-    matrix = np.array([run_world(world, seed, i, pool=pool)[0] for i in range(start, stop)],
-                      dtype=np.float64)
+    runs = range(start, stop)
+    if inputs is None or not inputs.keys:
+        records = [run_world(world, seed, i, pool=pool)[0] for i in runs]
+        drawn: dict[str, np.ndarray] = {}
+    else:
+        values = inputs.draws(seed, start, stop)
+        records = [run_world(w, seed, i, pool=pool)[0]
+                   for i, w in zip(runs, inputs.worlds(values, stop - start))]
+        drawn = inputs.columns(values)
+    matrix = np.array(records, dtype=np.float64)
     columns = {"run": np.arange(start, stop, dtype=np.int64)}
     for j, (name, dtype) in enumerate(list(column_types(world.fields).items())[1:]):
         columns[name] = matrix[:, j].astype(dtype)
+    columns.update(drawn)
     return columns
 
 
@@ -61,10 +76,27 @@ def simulate_chunk(world: World, seed: int, start: int, stop: int) -> dict[str, 
 # completion order; jobs put them back in run order. Scenarios travel once per worker, as
 # JSON keyed by their hash, and are compiled there on first use.
 
-Task = tuple[str, int, Chunk]
+#: (job index, scenario key, seed, chunk, replications): the job index keeps jobs that share
+#: a scenario and seed (a sweep's repeated design points) apart; replications is how many
+#: runs play each input draw.
+Task = tuple[int, str, int, Chunk, int]
+
+#: The most runs one job may ask for (the scenario language's limit too).
+MAX_RUNS = 100_000_000
 
 _WORKER_SCENARIOS: dict[str, str] = {}
 _WORKER_WORLDS: dict[str, World] = {}
+_WORKER_INPUTS: dict[str, RunInputs | None] = {}
+
+
+def _inputs_for(key: str, replications: int) -> RunInputs | None:
+    """Return the uncertain inputs of scenario ``key``, or None if it has none."""
+    cache_key = f"{key}/{replications}"
+    if cache_key not in _WORKER_INPUTS:
+        scenario = Scenario.model_validate_json(_WORKER_SCENARIOS[key])
+        _WORKER_INPUTS[cache_key] = (RunInputs(scenario, _world_for(key), replications)
+                                     if scenario.priors else None)
+    return _WORKER_INPUTS[cache_key]
 
 
 def _world_for(key: str) -> World:
@@ -79,17 +111,28 @@ def _world_for(key: str) -> World:
 def _install(payloads: dict[str, str]) -> None:
     if set(payloads) != set(_WORKER_SCENARIOS):
         _WORKER_WORLDS.clear()
+        _WORKER_INPUTS.clear()
     _WORKER_SCENARIOS.clear()
     _WORKER_SCENARIOS.update(payloads)
 
 
+def _start_worker(payloads: dict[str, str]) -> None:
+    """Set up a pool worker: Ctrl-C is the parent's to handle (it keeps what finished and
+    shuts the pool down), so a worker ignores it instead of printing a traceback."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _install(payloads)
+
+
 def _run_task(task: Task) -> tuple[Task, dict[str, np.ndarray]]:
-    key, seed, chunk = task
-    return task, simulate_chunk(_world_for(key), seed, *chunk)
+    _, key, seed, chunk, replications = task
+    return task, simulate_chunk(_world_for(key), seed, *chunk,
+                                inputs=_inputs_for(key, replications))
 
 
 def _dask_task(payloads: dict[str, str], task: Task) -> tuple[Task, dict[str, np.ndarray]]:
-    if task[0] not in _WORKER_SCENARIOS:
+    if task[1] not in _WORKER_SCENARIOS:
         _install(payloads)
     return _run_task(task)
 
@@ -126,7 +169,7 @@ class ProcessExecutor:
         methods = multiprocessing.get_all_start_methods()
         context = multiprocessing.get_context("fork" if "fork" in methods else None)
         self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                                        initializer=_install, initargs=(payloads,))
+                                        initializer=_start_worker, initargs=(payloads,))
 
     def imap(self, tasks: Iterable[Task]) -> Iterator[tuple[Task, dict]]:
         from concurrent.futures import FIRST_COMPLETED, wait
@@ -160,7 +203,7 @@ class DaskExecutor:
         if scheduler:
             try:
                 self.client = Client(scheduler, timeout="10s")
-            except OSError as exc:
+            except (OSError, ValueError, TypeError) as exc:  # unreachable, or not an address
                 raise InputError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
         else:
             self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
@@ -227,6 +270,15 @@ class JobSpec:
     resume: bool = False
     force: bool = False
     target_se: float | None = None
+    #: lock the folder (a sweep locks its own folder instead of each point's)
+    lock: bool = True
+    #: recorded in metadata.json as given, e.g. the --set overrides
+    notes: dict[str, Any] | None = None
+    #: "sample" draws each run's uncertain inputs from their priors; "point" runs them all
+    #: at their point values (median, or a choice's mode)
+    inputs: str = "sample"
+    #: runs that play each input draw (with their own event streams)
+    replications: int = 1
 
 
 def run(
@@ -243,6 +295,9 @@ def run(
     force: bool = False,
     target_se: float | None = None,
     progress: bool = False,
+    overrides: Iterable[str] = (),
+    inputs: str = "sample",
+    replications: int = 1,
 ) -> Results:
     """Return the results of a Monte Carlo job of ``runs`` runs of ``scenario``.
 
@@ -250,14 +305,27 @@ def run(
     (a pool), "dask" (a local cluster, or the one at ``scheduler``) or "auto" (local for one
     worker or small jobs, else process). With ``out`` the runs stream to that folder as they
     finish (see :class:`~sim.results.ResultsStore`); ``resume`` finishes an interrupted job
-    there, ``force`` replaces an existing one. ``target_se`` stops at the first block of
-    runs after which every headline probability's standard error is below it.
+    there (as many runs as it asked for, unless ``runs`` says more), ``force`` replaces a
+    folder this tool wrote. ``target_se`` stops at the first block of runs after which every
+    headline probability's standard error is below it. ``overrides`` (the ``--set`` strings
+    the scenario was loaded with) are recorded in ``metadata.json``.
+
+    A scenario's priors are drawn run by run (``inputs="sample"``) or all set to their point
+    values (``inputs="point"``); with ``replications`` R, each input draw is played by R runs
+    with their own event streams, so that the spread due to the unknowns can be told from
+    the spread due to events (:mod:`sim.uncertainty`).
     """
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
+    folder = Path(out) if out is not None else None
+    if resume and folder is not None:  # finish the job as it was started, unless told
+        settings = ResultsStore(folder).job_settings()
+        runs = settings.get("runs") if runs is None else runs
+        target_se = settings.get("target_se") if target_se is None else target_se
+    notes = {"overrides": list(overrides)} if overrides else None
     job = JobSpec(scenario, scenario.runs if runs is None else runs,
-                  scenario.seed if seed is None else seed,
-                  Path(out) if out is not None else None, resume, force, target_se)
+                  scenario.seed if seed is None else seed, folder, resume, force, target_se,
+                  notes=notes, inputs=inputs, replications=replications)
     return run_jobs([job], workers=workers, executor=executor, scheduler=scheduler,
                     chunk_size=chunk_size, progress=progress)[0]
 
@@ -267,12 +335,23 @@ def run_jobs(jobs: list[JobSpec], *, workers: int | None = None, executor: str =
              progress: bool = False) -> list[Results]:
     """Return the results of several jobs run on one executor, with one progress bar."""
     for spec in jobs:
+        if isinstance(spec.runs, bool) or not isinstance(spec.runs, (int, np.integer)):
+            raise InputError(f"runs: {spec.runs!r} must be a whole number")
         if spec.runs <= 0:
             raise InputError(f"runs: {spec.runs} must be greater than 0")
+        if spec.runs > MAX_RUNS:
+            raise InputError(f"runs: {spec.runs} is more than one job may hold ({MAX_RUNS:,}); "
+                             "split it into several jobs with different seeds")
         if not 0 <= spec.seed < 2**63:
             raise InputError(f"seed: {spec.seed} must be between 0 and 2**63 - 1")
         if spec.target_se is not None and not 0.0 < spec.target_se < 0.5:
             raise InputError(f"target-se: {spec.target_se} must be between 0 and 0.5")
+        if spec.inputs not in INPUT_MODES:
+            raise InputError(f"inputs: '{spec.inputs}' is not one of {', '.join(INPUT_MODES)}")
+        if (isinstance(spec.replications, bool) or not isinstance(spec.replications, int)
+                or not 1 <= spec.replications <= spec.runs):
+            raise InputError(f"replications: {spec.replications!r} must be a whole number "
+                             f"from 1 to the runs ({spec.runs})")
     if workers is None:
         workers = os.cpu_count() or 1
     if workers < 1:
@@ -285,43 +364,51 @@ def run_jobs(jobs: list[JobSpec], *, workers: int | None = None, executor: str =
     if chunk_size < 1:
         raise InputError(f"chunk-size: {chunk_size} must be at least 1")
 
-    states, tasks, payloads = [], [], {}
-    for spec in jobs:
-        scenario = spec.scenario.model_copy(update={"runs": spec.runs, "seed": spec.seed})
-        key = scenario_hash(scenario)
-        payloads[key] = scenario.model_dump_json()
-        store = ResultsStore(spec.out) if spec.out is not None else None
-        done: set[Chunk] = set()
-        if store is not None:
-            done = store.prepare(scenario, seed=spec.seed, runs=spec.runs, resume=spec.resume,
-                                 force=spec.force)
-        layout = Layout.from_fields(compile_scenario(scenario).fields, scenario.horizon_days)
-        states.append(_Job(scenario, layout, store, spec.runs, spec.target_se, done))
-        tasks.append([(key, spec.seed, c) for c in _chunks_to_run(spec.runs, chunk_size, done)])
-    # interleave the jobs' chunks so that a sweep's points finish together
-    order = [t for group in itertools.zip_longest(*tasks) for t in group if t is not None]
-    owner = {(key, seed, chunk): i for i, group in enumerate(tasks) for key, seed, chunk in group}
-
+    scenarios = [spec.scenario.model_copy(update={"runs": spec.runs, "seed": spec.seed})
+                 for spec in jobs]
+    # what the workers run: in point mode the scenario's point values, without its priors
+    dispatched = [s.model_copy(update={"priors": {}}) if spec.inputs == "point" else s
+                  for spec, s in zip(jobs, scenarios)]
+    payloads = {scenario_hash(s): s.model_dump_json() for s in dispatched}
+    # a cluster that cannot be reached fails the job before any folder is touched
+    engine = None
+    if not all(spec.resume for spec in jobs):
+        engine = make_executor(payloads, executor, workers, scheduler)
+    states: list[_Job] = []
     started = time.perf_counter()
-    engine = make_executor(payloads, executor, workers, scheduler) if order else None
-    bar = _Progress(total, already=total - sum(c[1] - c[0] for _, _, c in order)) if progress else None
-    # chunks of a job that reached its --target-se are not started at all
-    pending = (t for t in order if not states[owner[t]].stopped)
     try:
-        if engine is not None:
-            for task, columns in engine.imap(pending):
-                state = states[owner[task]]
-                if not state.stopped:
-                    state.receive(task[2], columns)
-                if bar is not None:
-                    bar.advance(task[2][1] - task[2][0])
-                if all(s.stopped for s in states):
-                    break
+        tasks = []
+        for index, (spec, scenario) in enumerate(zip(jobs, scenarios)):
+            store = ResultsStore(spec.out, lock=spec.lock) if spec.out is not None else None
+            done: set[Chunk] = set()
+            if store is not None:
+                done = store.prepare(scenario, seed=spec.seed, runs=spec.runs,
+                                     resume=spec.resume, force=spec.force,
+                                     target_se=spec.target_se, settings=_settings(spec))
+            layout = Layout.from_fields(compile_scenario(scenario).fields, scenario.horizon_days)
+            states.append(_Job(scenario, layout, store, spec.runs, spec.target_se, done))
+            key = scenario_hash(dispatched[index])
+            tasks.append([(index, key, spec.seed, c, spec.replications)
+                          for c in _chunks_to_run(spec.runs, chunk_size, done)])
+        # interleave the jobs' chunks so that a sweep's points finish together
+        order = [t for group in itertools.zip_longest(*tasks) for t in group if t is not None]
+        if order and engine is None:
+            engine = make_executor(payloads, executor, workers, scheduler)
+        if not order and engine is not None:
+            engine.close()
+            engine = None
+        started = time.perf_counter()
+        _execute(engine, order, states, total, progress)
+    except BaseException as exc:
+        for state in states:
+            if state.store is not None:
+                state.store.release()
+                if state.new_runs == 0 and not isinstance(exc, KeyboardInterrupt):
+                    state.store.discard_if_empty()  # nothing ran: leave no folder behind
+        raise
     finally:
         if engine is not None:
             engine.close()
-        if bar is not None:
-            bar.close()
     wall = time.perf_counter() - started
     new_runs = sum(state.new_runs for state in states)
     info = {
@@ -331,9 +418,47 @@ def run_jobs(jobs: list[JobSpec], *, workers: int | None = None, executor: str =
         "wall_seconds": wall,
         "runs_per_second": new_runs / wall if wall > 0 and new_runs else None,
     }
-    return [state.finish(spec.seed, {**info, "target_se": spec.target_se,
-                                     "stopped_at_target": state.stopped})
-            for spec, state in zip(jobs, states)]
+    try:
+        return [state.finish(spec.seed, {**info, "target_se": spec.target_se,
+                                         "stopped_at_target": state.stopped,
+                                         "priors": {k: p.describe()
+                                                    for k, p in spec.scenario.priors.items()},
+                                         **_settings(spec), **(spec.notes or {})})
+                for spec, state in zip(jobs, states)]
+    finally:
+        for state in states:
+            if state.store is not None:
+                state.store.release()
+
+
+#: How a job treats its uncertain inputs (see :class:`JobSpec`).
+INPUT_MODES = ("sample", "point")
+
+
+def _settings(spec: JobSpec) -> dict[str, Any]:
+    """Return what, beside scenario and seed, makes a job the job it is (for job.json)."""
+    return {"inputs": spec.inputs if spec.scenario.priors else "none",
+            "replications": spec.replications}
+
+
+def _execute(engine, order: list[Task], states: list[_Job], total: int, progress: bool) -> None:
+    """Run the tasks in ``order`` on ``engine``, handing each chunk to its job."""
+    bar = _Progress(total, already=total - sum(t[3][1] - t[3][0] for t in order)) if progress else None
+    # chunks of a job that reached its --target-se are not started at all
+    pending = (t for t in order if not states[t[0]].stopped)
+    try:
+        if engine is not None:
+            for task, columns in engine.imap(pending):
+                state = states[task[0]]
+                if not state.stopped:
+                    state.receive(task[3], columns)
+                if bar is not None:
+                    bar.advance(task[3][1] - task[3][0])
+                if all(s.stopped for s in states):
+                    break
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def _chunks_to_run(runs: int, chunk_size: int, done: set[Chunk]) -> list[Chunk]:

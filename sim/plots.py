@@ -95,6 +95,17 @@ def wilson_band(k: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     return np.clip(centre - half, 0, 1), np.clip(centre + half, 0, 1)
 
 
+def _error_bars(y, low, high) -> np.ndarray:
+    """Return matplotlib's ``yerr`` (distances below and above ``y``) for an interval.
+
+    A Wilson interval of 0 or n successes ends at the estimate itself, computed in floating
+    point: its end can fall a rounding error on the wrong side of the estimate, and
+    matplotlib refuses negative error bars. Distances are clipped to 0 (NaN stays NaN).
+    """
+    y, low, high = (np.asarray(v, dtype=float) for v in (y, low, high))
+    return np.clip(np.array([y - low, high - y]), 0.0, None)
+
+
 def _dates(start: dt.date, days: int) -> np.ndarray:
     return np.array([start + dt.timedelta(days=d) for d in range(days)])
 
@@ -284,7 +295,7 @@ def plot_meetings(results: Results | Sequence[Results], *, ax: Axes | None = Non
             stats = [mean_from_sums(*res.tally.tracks[own.index(t), j], res.tally.n)
                      if t in own else nan for t in tracks]
             means = np.array([s[0] for s in stats])
-            err = np.array([[s[0] - s[2] for s in stats], [s[3] - s[0] for s in stats]])
+            err = _error_bars(means, [s[2] for s in stats], [s[3] for s in stats])
             label = counter if len(runs) == 1 else f"{counter}: {res.name}"
             ax.bar(x + (k - (groups - 1) / 2) * width, means, width * 0.95, yerr=err,
                    color=fate_colour[counter], hatch=hatches[r % len(hatches)], edgecolor="white",
@@ -298,6 +309,92 @@ def plot_meetings(results: Results | Sequence[Results], *, ax: Axes | None = Non
     return fig
 
 
+#: What :func:`plot_input_spread` can show per topic: metric suffix -> axis label.
+SPREAD_METRICS = {
+    "p_agreement": "P(agreement by the horizon)",
+    "p_agreement_before_deadline": "P(agreement before the deadline)",
+    "p_interim_taken": "P(interim taken at the deadline)",
+    "p_default": "P(deadline default)",
+}
+
+
+@_styled
+def plot_input_spread(results: Results | Sequence[Results], metric: str = "p_agreement", *,
+                      ax: Axes | None = None) -> Figure:
+    """Draw, per topic, the per-draw estimates of a probability across the input draws.
+
+    For jobs whose inputs were drawn from priors with ``--replications`` R > 1: one dot per
+    input draw (the share of its R runs with the event), a box of their quartiles with
+    whiskers at the 10th and 90th percentiles, a band for the central 80% with the event
+    noise of R runs taken out (see :mod:`sim.uncertainty`), and the overall estimate with its
+    95% interval. ``metric`` is a key of :data:`SPREAD_METRICS`; topics without it (no
+    deadline) are left out. Returns the figure.
+    """
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import PercentFormatter
+
+    from .uncertainty import draw_estimates, has_spread, replications
+
+    runs = [res for res in _as_list(results) if has_spread(res)]
+    if not runs:
+        raise ValueError("no input draws to show: the jobs did not draw their inputs from "
+                         "priors with --replications above 1")
+    topics = [t for t in runs[0].scenario.topics
+              if f"{t}.{metric}" in draw_estimates(runs[0]).columns]
+    fig, ax = _new_axes(ax, (7.5, 0.55 * len(topics) * len(runs) + 2.2))
+    height = 0.8 / len(runs)
+    rng = np.random.default_rng(0)  # the same jitter every time the plot is drawn
+    for r, (res, colour) in enumerate(zip(runs, _colours(len(runs)))):
+        per_draw, summary = draw_estimates(res), res.summary()
+        pos = np.arange(len(topics)) + (r - (len(runs) - 1) / 2) * height
+        for k, topic in enumerate(topics):
+            name = f"{topic}.{metric}"
+            values = per_draw[name].to_numpy()
+            ax.scatter(values, pos[k] + rng.uniform(-0.28, 0.28, len(values)) * height, s=7,
+                       color=colour, alpha=0.35, lw=0, zorder=2)
+            split = summary.uncertainty.get(name) if summary.uncertainty else None
+            if split is not None and not math.isnan(split["p10"]):
+                ax.plot([split["p10"], split["p90"]], [pos[k]] * 2, color=colour, lw=7,
+                        alpha=0.3, solid_capstyle="butt", zorder=1)
+            row = summary[name]
+            ax.errorbar([row.estimate], [pos[k]],
+                        xerr=_error_bars([row.estimate], [row.low], [row.high]),
+                        fmt="D", color="black", ms=4.5, lw=1, capsize=2, zorder=4)
+        ax.boxplot([per_draw[f"{t}.{metric}"].to_numpy() for t in topics], positions=pos,
+                   orientation="horizontal", whis=(10, 90), widths=height * 0.55,
+                   showfliers=False, manage_ticks=False, zorder=3,
+                   boxprops={"color": colour}, whiskerprops={"color": colour},
+                   capprops={"color": colour}, medianprops={"color": colour})
+        if len(runs) > 1:
+            for p in pos:
+                ax.text(1.01, p, res.name, va="center", fontsize=7.5,
+                        transform=ax.get_yaxis_transform())
+    labels = [runs[0].scenario.topics[t].label for t in topics]
+    ax.set_yticks(np.arange(len(topics)), [_wrap(lbl, 26) for lbl in labels], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(-0.02, 1.02)
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    ax.grid(axis="y", visible=False)
+    ax.set_xlabel(f"{SPREAD_METRICS.get(metric, metric)} in one input draw")
+    shapes = "; ".join(dict.fromkeys(f"{res.runs // replications(res):,} draws of "
+                                     f"{replications(res)} runs each" for res in runs))
+    ax.set_title(f"{SPREAD_METRICS.get(metric, metric)} across the unknowns\n"
+                 f"(one dot per input draw: {shapes})", fontsize=10)
+    grey = "0.45"
+    handles = [
+        Line2D([], [], color=grey, marker="o", lw=0, alpha=0.5,
+               label="one input draw (carries event noise)"),
+        Patch(facecolor="white", edgecolor=grey, label="quartiles; whiskers 10th-90th pct"),
+        Patch(facecolor=grey, alpha=0.3, label="central 80%, event noise taken out"),
+        Line2D([], [], color="black", marker="D", ms=4.5, lw=1,
+               label="overall estimate, 95% interval"),
+    ]
+    ax.legend(handles=handles, fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.12),
+              ncols=2)
+    return fig
+
+
 def _wrap(text: str, width: int = 16) -> str:
     import textwrap
 
@@ -307,16 +404,24 @@ def _wrap(text: str, width: int = 16) -> str:
 @_styled
 def save_default_plots(results: Results | Sequence[Results], folder: Path,
                        formats: Sequence[str] = ("png",)) -> list[Path]:
-    """Write the default plots into ``folder``; return the paths written."""
+    """Write the default plots into ``folder``; return the paths written.
+
+    ``<name>.<format>`` for agreement_curves, outcome_categories, agreed_values, meetings and,
+    for jobs whose inputs were drawn from priors with --replications above 1, input_spread.
+    """
     from .results import write_atomic
 
     plt = _matplotlib()
+    from .uncertainty import has_spread
+
     figures = {
         "agreement_curves": plot_agreement_curves(results),
         "outcome_categories": plot_outcome_categories(results),
         "agreed_values": plot_agreed_values_grid(results),
         "meetings": plot_meetings(results),
     }
+    if any(has_spread(res) for res in _as_list(results)):  # inputs drawn, R runs per draw
+        figures["input_spread"] = plot_input_spread(results)
     written = []
     for name, fig in figures.items():
         for fmt in formats:
@@ -372,7 +477,8 @@ def plot_forest(comparison, *, kind: str = "probability", ax: Axes | None = None
 
 def _metric_label(metric: str) -> str:
     name, _, what = metric.partition(".")
-    words = {"p_agreement": "P(agreement)", "p_default": "P(deadline default)",
+    words = {"p_agreement": "P(agreement by horizon)", "p_default": "P(deadline default)",
+             "p_agreement_before_deadline": "P(agreement before deadline)",
              "p_interim_taken": "P(interim taken)", "p_any": "P(at least one)",
              "mean": "mean", "held.mean": "meetings held"}
     return f"{name}: {words.get(what, what)}"
@@ -405,7 +511,7 @@ def plot_sweep_line(table, param: str, metrics: Sequence[str], *, ax: Axes | Non
             ax.plot(x, y, "o-", color=colour, ms=3.5, lw=1.6, label=_metric_label(metric))
             ax.fill_between(x, low, high, color=colour, alpha=0.18, lw=0)
         else:
-            ax.errorbar(x, y, yerr=[y - low, high - y], fmt="o", color=colour, ms=3.5, lw=0.8,
+            ax.errorbar(x, y, yerr=_error_bars(y, low, high), fmt="o", color=colour, ms=3.5, lw=0.8,
                         capsize=1.5, label=_metric_label(metric))
     if all(m.split(".", 1)[1].startswith("p_") for m in metrics):
         from matplotlib.ticker import PercentFormatter
@@ -457,7 +563,7 @@ def plot_sensitivity(sensitivity, *, ax: Axes | None = None) -> Figure:
     for offset, (label, est, lo, hi, colour) in enumerate((
             ("first order", sensitivity.first_order, sensitivity.first_low, sensitivity.first_high, "#2a9d8f"),
             ("total", sensitivity.total_order, sensitivity.total_low, sensitivity.total_high, "#264653"))):
-        err = np.array([np.clip(est - lo, 0, None), np.clip(hi - est, 0, None)])
+        err = _error_bars(est, lo, hi)
         ax.barh(y + (offset - 0.5) * h, est, h * 0.95, xerr=err, color=colour, label=label,
                 capsize=2, error_kw={"lw": 0.8})
     ax.set_yticks(y, sensitivity.names, fontsize=8)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import functools
 import html
 import io
 import math
@@ -12,7 +11,19 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
+from .compare import (
+    Comparison,
+    Difference,
+    compare,
+    difference_text,
+    headline_rows,
+    interval_of,
+    scenario_differences,
+    shown,
+    value_text,
+)
 from .results import Results, write_text_atomic
+from .summary import HEADLINE_NOTE, Summary, headline_columns, spread_text
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;
@@ -39,18 +50,21 @@ def _figure_html(fig, caption: str) -> str:
 
 
 def _pct(row) -> str:
+    if row is None:
+        return ""
     if math.isnan(row.estimate):
         return "–"
     return f"{100 * row.estimate:.1f}% <small>[{100 * row.low:.1f}, {100 * row.high:.1f}]</small>"
 
 
-def _cell(x: float, signed: bool = False, *, probability: bool) -> str:
-    """Return a table cell's text: probabilities in percent (differences in points)."""
-    if math.isnan(x):
-        return "–"
-    if probability:
-        return f"{100 * x:+.1f} pp" if signed else f"{100 * x:.1f}%"
-    return f"{x:+.2f}" if signed else f"{x:.2f}"
+def _row(cells: Sequence[str], cls: str = "") -> str:
+    """Return a table row of already escaped cells; ``cls`` is the row's class, if any."""
+    attr = f' class="{cls}"' if cls else ""
+    return f"<tr{attr}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
+
+
+def _header(cells: Sequence[str]) -> str:
+    return "<tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in cells) + "</tr>"
 
 
 def _summary_html(res: Results) -> str:
@@ -60,21 +74,34 @@ def _summary_html(res: Results) -> str:
             f'<p class="meta">{res.runs:,} runs, seed {meta.get("seed")}, from {res.scenario.start} '
             f"over {res.scenario.horizon_days} days; executor {html.escape(str(meta.get('executor')))}"
             f" ({meta.get('workers')} workers)</p>")
-    rows = ["<table><tr><th>topic</th><th>P(agreement by horizon)</th><th>P(deadline default)</th>"
-            "<th>median agreement date</th><th>mean agreed value</th>"
-            "<th>reference forecast</th></tr>"]
-    for name, topic in res.scenario.topics.items():
-        default = s[f"{name}.p_default"] if topic.deadline else None
-        value = s[f"{name}.mean_value"]
+    return head + _topics_html(s) + _meetings_html(s) + _spread_html(s)
+
+
+def _topics_html(s: Summary) -> str:
+    """Return the topics' table: the headline probabilities, then when and where agreed."""
+    columns = headline_columns(s)
+    rows = ["<table>" + _header(["topic", "deadline", *(h for _, h in columns),
+                                 "median agreement date", "mean agreed value",
+                                 "reference forecast"])]
+    for name in s.topics():
+        value = s[f"{name}.mean_value"].estimate
         ref = s.reference.get(name)
-        rows.append(
-            f"<tr><td>{html.escape(topic.label)}</td><td>{_pct(s[f'{name}.p_agreement'])}</td>"
-            f"<td>{_pct(default) if default else ''}</td>"
-            f"<td>{s.date_of(s[f'{name}.median_day'].estimate)}</td>"
-            f"<td>{'–' if math.isnan(value.estimate) else f'{value.estimate:.2f}'}</td>"
-            f"<td>{'' if ref is None else f'{ref:.2f}'}</td></tr>")
+        rows.append(_row([
+            html.escape(s[f"{name}.p_agreement"].label.split(":")[0]),
+            str(s.deadlines.get(name, "")),
+            *(_pct(s.get(f"{name}.{suffix}")) + _unknowns(s, f"{name}.{suffix}")
+              for suffix, _ in columns),
+            s.date_of(s[f"{name}.median_day"].estimate),
+            "–" if math.isnan(value) else f"{value:.2f}",
+            "" if ref is None else f"{ref:.2f}"]))
     rows.append("</table>")
-    rows.append("<table><tr><th>meetings and climate</th><th>estimate</th><th>95% interval</th></tr>")
+    if s.deadlines:
+        rows.append(f"<p class='meta'>{html.escape(HEADLINE_NOTE)}</p>")
+    return "".join(rows)
+
+
+def _meetings_html(s: Summary) -> str:
+    rows = ["<table><tr><th>meetings and climate</th><th>estimate</th><th>95% interval</th></tr>"]
     p_any = s["summits.p_any"]
     rows.append(f"<tr><td>{p_any.label}</td><td>{_pct(p_any)}</td><td></td></tr>")
     for row in s.rows:
@@ -83,30 +110,103 @@ def _summary_html(res: Results) -> str:
             rows.append(f"<tr><td>{html.escape(row.label)}</td><td>{row.estimate:.2f}</td>"
                         f"<td>[{row.low:.2f}, {row.high:.2f}]</td></tr>")
     rows.append("</table>")
-    return head + "".join(rows)
+    return "".join(rows)
 
 
-def _comparison_html(results: Sequence[Results]) -> str:
-    from .compare import compare, scenario_differences
+def _unknowns(s: Summary, metric: str) -> str:
+    """Return a probability's range across the unknowns as a line of a cell, or ""."""
+    text = spread_text(s.uncertainty.get(metric)) if s.uncertainty is not None else ""
+    return f"<br><small>unknowns: {html.escape(text)}</small>" if text else ""
 
-    comparison = compare(*results)
+
+#: The columns of the split table: header, and how a row shows (probability, mean).
+_SPLIT_COLUMNS = ("estimate", "95% interval", "SE (clustered by draw)",
+                  "SE if runs were independent", "variance due to the unknowns",
+                  "variance due to events", "share due to the unknowns",
+                  "central 80% across the unknowns", "per-draw estimates, 10th-90th pct")
+
+
+def _spread_html(s: Summary) -> str:
+    """Return what is known and what is not: the split of each headline estimate's variance
+    into the unknowns (input draws) and events; "" for a job without priors."""
+    spread = s.uncertainty
+    if spread is None:
+        return ""
+    parts = ["<h3>What is known and what is not</h3>",
+             f"<p class='meta'>{html.escape(spread.describe())} Variance: of one run's outcome "
+             "(1 if the event happened), split by the law of total variance into the variance "
+             "of the per-draw expectation (the unknowns) and the expected variance within a draw "
+             "(events), each estimated without bias (one-way random effects); jackknife SE of "
+             "the share over draws. Per-draw estimates carry event noise: their range is wider "
+             "than the spread due to the unknowns.</p>"]
+    if spread.table is None:
+        return "".join(parts)
+    parts.append("<table>" + _header(["metric", *_SPLIT_COLUMNS]))
+    for metric, row in spread.table.iterrows():
+        parts.append(_row(_split_cells(s, str(metric), row)))
+    parts.append("</table>")
+    return "".join(parts)
+
+
+def _split_cells(s: Summary, metric: str, row) -> list[str]:
+    """Return the escaped cells of one metric's row of the split table."""
+    prob = row["kind"] == "probability"
+
+    def value(x: float) -> str:
+        if math.isnan(x):
+            return "–"
+        return f"{100 * x:.1f}%" if prob else f"{x:.2f}"
+
+    def num(x: float) -> str:
+        return "–" if math.isnan(x) else f"{x:.3g}"
+
+    est = s.get(metric)
+    interval = "" if est is None else f"[{value(est.low)}, {value(est.high)}]"
+    share = ("–" if math.isnan(row["share_unknowns"]) else
+             f"{100 * row['share_unknowns']:.0f}% ± {100 * row['share_se']:.0f}")
+    return [html.escape(row["label"]), value(row["estimate"]), interval, num(row["se"]),
+            num(row["se_naive"]), num(row["var_unknowns"]), num(row["var_events"]), share,
+            f"{value(row['p10'])} – {value(row['p90'])}",
+            f"{value(row['draws_p10'])} – {value(row['draws_p90'])}"]
+
+
+def _difference_cells(d: Difference) -> list[str]:
+    """Return the cells of a difference: both estimates, b − a, its interval and p."""
+    p = "–" if math.isnan(d.p_value) else f"{d.p_value:.3g}"
+    return [value_text(d.a, d.kind, missing="–"), value_text(d.b, d.kind, missing="–"),
+            difference_text(d, missing="–"), interval_of(d, missing="–"), p]
+
+
+def _headline_html(comparison: Comparison) -> str:
+    """Return the headline differences of each job from the first, significant ones first."""
+    ref = comparison.reference
+    parts = ["<h2>Headline differences</h2>",
+             f"<p class='meta'>Each job against {html.escape(ref)}: 95% intervals, "
+             "significant differences (5% level) first and highlighted.</p>"]
+    rows = headline_rows(comparison)
+    for name in comparison.names[1:]:
+        parts.append("<table>" + _header([f"{name} vs {ref}", ref, name, "difference",
+                                          "95% interval", "p"]))
+        parts += [_row([html.escape(d.label), *_difference_cells(d)],
+                       "sig" if d.significant else "")
+                  for other, d in rows if other == name]
+        parts.append("</table>")
+    return "".join(parts)
+
+
+def _comparison_html(results: Sequence[Results], comparison: Comparison | None = None) -> str:
+    comparison = comparison or compare(*results)
+    ref = comparison.reference
     parts = ["<h2>Differences</h2>"]
     parts += [f"<p>{html.escape(line)}.</p>" for line in comparison.describe_pairing()]
-    parts.append("<table><tr><th>scenario</th><th>metric</th>"
-                 f"<th>{html.escape(comparison.reference)}</th><th>other</th><th>difference</th>"
-                 "<th>95% interval</th><th class='l'>test</th><th>p</th></tr>")
-    for name, d in comparison.rows:
-        if "_by_" in d.metric or (d.metric.endswith((".held", ".cancelled"))
-                                  and d.metric != "meetings.cancelled"):
-            continue
-        f = functools.partial(_cell, probability=d.kind == "probability")
-        cls = ' class="sig"' if d.significant else ""
-        p = "–" if math.isnan(d.p_value) else f"{d.p_value:.3g}"
-        parts.append(f"<tr{cls}><td>{html.escape(name)}</td><td class='l'>{html.escape(d.label)}</td>"
-                     f"<td>{f(d.a)}</td><td>{f(d.b)}</td><td>{f(d.difference, True)}</td>"
-                     f"<td>[{f(d.low, True)}, {f(d.high, True)}]</td><td class='l'>{d.test}</td>"
-                     f"<td>{p}</td></tr>")
-    parts.append("</table><p class='meta'>Highlighted rows: significant at the 5% level.</p>")
+    for name in comparison.names[1:]:
+        parts.append(f"<h3>{html.escape(name)} − {html.escape(ref)}</h3><table>"
+                     + _header(["metric", ref, name, "difference", "95% interval", "p", "test"]))
+        parts += [_row([html.escape(d.label), *_difference_cells(d), d.test],
+                       "sig" if d.significant else "")
+                  for other, d in comparison.rows if other == name and shown(d)]
+        parts.append("</table>")
+    parts.append("<p class='meta'>Highlighted rows: significant at the 5% level.</p>")
     from .plots import plot_forest
 
     parts.append(_figure_html(plot_forest(comparison, kind="probability"),
@@ -134,9 +234,11 @@ def render_report(results: Sequence[Results]) -> str:
     from .plots import (
         plot_agreed_values_grid,
         plot_agreement_curves,
+        plot_input_spread,
         plot_meetings,
         plot_outcome_categories,
     )
+    from .uncertainty import has_spread
 
     results = list(results)
     names = ", ".join(r.name for r in results)
@@ -145,10 +247,13 @@ def render_report(results: Sequence[Results]) -> str:
             "Intervals are 95%: Wilson for probabilities, t for means, order statistics for "
             "medians. The reference forecast is the salience- and capability-weighted mean of "
             "the sides' ideal points on each topic's 0-1 scale.</p>"]
+    comparison = compare(*results) if len(results) > 1 else None
+    if comparison is not None:  # the answer first: what changes between the jobs
+        body.append(_headline_html(comparison))
     for res in results:
         body.append(_summary_html(res))
-    if len(results) > 1:
-        body.append(_comparison_html(results))
+    if comparison is not None:
+        body.append(_comparison_html(results, comparison))
     body.append("<h2>Plots</h2>")
     body.append(_figure_html(plot_agreement_curves(results),
                              "Cumulative probability of agreement by date, with 95% bands"))
@@ -156,7 +261,14 @@ def render_report(results: Sequence[Results]) -> str:
     body.append(_figure_html(plot_agreed_values_grid(results),
                              "Distribution of agreed values among runs with an agreement"))
     body.append(_figure_html(plot_meetings(results), "Meetings per run by track and fate"))
+    if any(has_spread(res) for res in results):
+        body.append(_figure_html(plot_input_spread(results),
+                                 "P(agreement by the horizon) in each input draw, across the "
+                                 "unknowns (jobs whose inputs were drawn from priors)"))
+    from .outputs import REPORT_GENERATOR  # how sim recognises its own reports
+
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"{REPORT_GENERATOR}"
             f"<title>Negotiation outcomes: {html.escape(names)}</title><style>{_CSS}</style>"
             f"</head><body>{''.join(body)}</body></html>\n")
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -28,9 +28,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import __version__
+from . import __version__, outputs
 from .errors import InputError
 from .model.compiled import CATEGORIES, compile_scenario
+from .outputs import FolderLock
 from .scenario import Scenario, dump_scenario, load_scenario
 from .tally import Layout, Tally
 
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from .summary import Summary
 
 Chunk = tuple[int, int]
+_PART = re.compile(r"part-(\d{10})-(\d{10})\.parquet")
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -70,6 +72,10 @@ def write_text_atomic(path: Path, text: str) -> None:
     write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def _json(data: Any) -> str:
     return json.dumps(data, indent=2, default=_json_default) + "\n"
 
@@ -83,60 +89,137 @@ def _json_default(value: Any) -> Any:
 
 
 class ResultsStore:
-    """A results folder being written by a job."""
+    """A results folder being written by a job (see :mod:`sim.outputs` for ownership).
 
-    def __init__(self, path: Path):
+    Setting up writes the marker, ``scenario.yaml``, ``outcomes/`` and, last, ``job.json``:
+    a folder without ``job.json`` holds no runs, so resuming it simply sets it up again.
+    Finishing writes ``tally.npz``, ``summary.json`` and, last, ``metadata.json``.
+    """
+
+    def __init__(self, path: Path, *, lock: bool = True):
         self.path = path
         self.parts = path / "outcomes"
+        self._use_lock = lock
+        self._lock: FolderLock | None = None
+        self.created = False
+
+    def job_settings(self) -> dict[str, Any]:
+        """Return what the job in this folder asked for (runs, target_se), or {} if none.
+
+        ``--resume`` takes these unless told otherwise, so that it finishes the job that was
+        started, and a job that stopped at its target stays stopped there.
+        """
+        job = self._read_job(required=False) if (self.path / "job.json").exists() else None
+        if not job:
+            return {}
+        out: dict[str, Any] = {}
+        if _is_count(job.get("runs")):
+            out["runs"] = job["runs"]
+        target = job.get("target_se")
+        if isinstance(target, float):
+            out["target_se"] = target
+        return out
 
     def prepare(self, scenario: Scenario, *, seed: int, runs: int, resume: bool,
-                force: bool) -> set[Chunk]:
-        """Make the folder ready; return the chunks already on disk when resuming."""
-        if self.path.is_file():
-            raise InputError(f"{self.path} is a file, not a results folder")
-        exists = self.path.exists() and any(self.path.iterdir())
+                force: bool, target_se: float | None = None,
+                settings: dict[str, Any] | None = None) -> set[Chunk]:
+        """Make the folder ready and locked; return the chunks already on disk when resuming."""
+        self._lock, self.created = outputs.claim(self.path, "results", force=force,
+                                                 resume=resume, lock=self._use_lock)
+        try:
+            return self._prepare(scenario, seed=seed, runs=runs, resume=resume,
+                                 target_se=target_se, settings=settings or {})
+        except BaseException:
+            self.release()
+            raise
+
+    def _prepare(self, scenario: Scenario, *, seed: int, runs: int, resume: bool,
+                 target_se: float | None, settings: dict[str, Any]) -> set[Chunk]:
         digest = scenario_hash(scenario)
-        if exists and resume:
-            job = self._read_job()
+        job = self._read_job(required=False) if resume else None
+        if job is not None:
             if job.get("scenario_hash") != digest or job.get("seed") != seed:
                 raise InputError(
                     f"{self.path} holds a job with another scenario or seed; "
                     "resume it with the same scenario and --seed, or start over with --force"
                 )
-            for tmp in self.parts.glob(".*.tmp"):  # left by a job killed mid-write
-                tmp.unlink()
-            done = self.done_parts()
+            for name, value in settings.items():
+                if job.get(name, {"inputs": "none", "replications": 1}.get(name)) != value:
+                    raise InputError(f"{self.path} holds a job with {name} {job.get(name)!r}, "
+                                     f"not {value!r}; resume it as it was started")
+            done = self.done_parts(check=True)
             held = max((b for _, b in done), default=0)
             if held > runs:
                 raise InputError(f"{self.path} already holds {held} runs, more than the {runs} "
                                  f"asked for; resume with --runs {held} or more")
+            if not (self.path / "scenario.yaml").is_file():  # killed while setting up
+                write_text_atomic(self.path / "scenario.yaml", dump_scenario(scenario))
+            self.parts.mkdir(exist_ok=True)
+            if job.get("runs") != runs or job.get("target_se") != target_se:
+                write_text_atomic(self.path / "job.json",
+                                  _json({**job, "runs": runs, "target_se": target_se}))
             return done
-        if exists and not force:
-            raise InputError(
-                f"{self.path} already holds results; use --force to replace them "
-                "or --resume to finish an interrupted job"
-            )
-        if exists:
-            shutil.rmtree(self.path)
-        self.parts.mkdir(parents=True)
-        job = {"scenario": scenario.name, "scenario_hash": digest, "seed": seed, "runs": runs,
-               "version": __version__}
-        write_text_atomic(self.path / "job.json", _json(job))
+        if self.parts.is_dir() and any(self.parts.glob("part-*.parquet")):
+            raise InputError(f"{self.path} holds runs but no job.json, so what job they belong "
+                             "to is unknown; move them away or choose another --out")
+        for name in ("scenario.yaml", "tally.npz", "summary.json", "metadata.json"):
+            (self.path / name).unlink(missing_ok=True)  # an interrupted set-up: start again
         write_text_atomic(self.path / "scenario.yaml", dump_scenario(scenario))
+        self.parts.mkdir(exist_ok=True)
+        job = {"scenario": scenario.name, "scenario_hash": digest, "seed": seed, "runs": runs,
+               "target_se": target_se, **settings, "version": __version__}
+        write_text_atomic(self.path / "job.json", _json(job))
         return set()
 
-    def _read_job(self) -> dict[str, Any]:
-        try:
-            return json.loads((self.path / "job.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            raise InputError(f"{self.path} is not a results folder of this tool (no job.json)") from None
+    def release(self) -> None:
+        """Release the folder's lock (at the end of the job, or when it fails)."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
-    def done_parts(self) -> set[Chunk]:
+    def discard_if_empty(self) -> None:
+        """Remove the folder set up by a job that failed before any run was written."""
+        if not any(self.parts.glob("part-*.parquet")):
+            outputs.discard(self.path, "results", self.created)
+
+    def _read_job(self, required: bool = True) -> dict[str, Any] | None:
+        try:
+            job = json.loads((self.path / "job.json").read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            if not required:
+                return None
+            raise InputError(f"{self.path} is not a results folder of this tool (no job.json)") from None
+        except (OSError, ValueError, UnicodeDecodeError):
+            raise InputError(f"{self.path}/job.json is not valid JSON; the folder is damaged") from None
+        if not isinstance(job, dict):
+            raise InputError(f"{self.path}/job.json is not a job description; the folder is damaged")
+        return job
+
+    def done_parts(self, check: bool = False) -> set[Chunk]:
+        """Return the chunks on disk; with ``check``, verify each part's name and row count."""
         done = set()
         for file in self.parts.glob("part-*.parquet"):
-            _, a, b = file.stem.split("-")
-            done.add((int(a), int(b)))
+            match = _PART.fullmatch(file.name)
+            if match is None:
+                raise InputError(f"{file}: not a part this tool writes; move it away")
+            chunk = (int(match[1]), int(match[2]))
+            if check:
+                self._check_part(file, chunk)
+            done.add(chunk)
         return done
+
+    @staticmethod
+    def _check_part(file: Path, chunk: Chunk) -> None:
+        import pyarrow.parquet as pq
+
+        try:
+            rows = pq.read_metadata(file).num_rows
+        except Exception as exc:  # pyarrow raises several types for a damaged file
+            raise InputError(f"{file}: damaged Parquet file ({exc}); remove it and run "
+                             "again with --resume to recompute its runs") from None
+        if rows != chunk[1] - chunk[0] or chunk[1] <= chunk[0]:
+            raise InputError(f"{file}: holds {rows} runs, not the {chunk[1] - chunk[0]} its name "
+                             "says; remove it and run again with --resume")
 
     def _part_path(self, chunk: Chunk) -> Path:
         return self.parts / f"part-{chunk[0]:010d}-{chunk[1]:010d}.parquet"
@@ -180,10 +263,13 @@ class ResultsStore:
             "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             **meta,
         }
-        write_atomic(self.path / "tally.npz", tally.save)
-        results = Results(scenario, tally, meta, path=self.path)
-        write_text_atomic(self.path / "summary.json", _json(results.summary().to_dict()))
-        write_text_atomic(self.path / "metadata.json", _json(meta))
+        try:
+            write_atomic(self.path / "tally.npz", tally.save)
+            results = Results(scenario, tally, meta, path=self.path)
+            write_text_atomic(self.path / "summary.json", _json(results.summary().to_dict()))
+            write_text_atomic(self.path / "metadata.json", _json(meta))  # last: finished
+        finally:
+            self.release()
         return results
 
 
@@ -209,13 +295,39 @@ class Results:
     def load(cls, path: str | Path) -> Results:
         """Return the results saved in folder ``path``."""
         path = Path(path)
+        if not path.is_dir():
+            raise InputError(f"{path} is not a results folder")
         for name in ("scenario.yaml", "metadata.json", "tally.npz"):
-            if not (path / name).is_file():
+            if not outputs.is_regular_file(path / name):
                 raise InputError(f"{path} is not a finished results folder (no {name})")
         scenario = load_scenario(path / "scenario.yaml")
-        metadata = json.loads((path / "metadata.json").read_text(encoding="utf-8"))
+        try:
+            metadata = json.loads((path / "metadata.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError, UnicodeDecodeError):
+            raise InputError(f"{path}/metadata.json is not valid JSON; the folder is damaged") from None
+        if not isinstance(metadata, dict) or not _is_count(metadata.get("seed")):
+            raise InputError(f"{path}/metadata.json does not describe a job (no seed)")
         layout = Layout.from_fields(compile_scenario(scenario).fields, scenario.horizon_days)
-        return cls(scenario, Tally.load(path / "tally.npz", layout), metadata, path=path)
+        tally = Tally.load(path / "tally.npz", layout)
+        results = cls(scenario, tally, metadata, path=path)
+        results._check_parts()
+        return results
+
+    def _check_parts(self) -> None:
+        """Raise :class:`InputError` unless the Parquet parts hold exactly the tallied runs."""
+        assert self.path is not None
+        store = ResultsStore(self.path)
+        if not store.parts.is_dir():
+            raise InputError(f"{self.path} is not a finished results folder (no outcomes/)")
+        chunks = sorted(store.done_parts(check=True))
+        expected = 0
+        for a, b in chunks:
+            if a != expected:
+                break
+            expected = b
+        if expected != self.tally.n or len(chunks) != sum(1 for c in chunks if c[1] <= expected):
+            raise InputError(f"{self.path}: outcomes/ does not hold runs 0 to {self.tally.n - 1} "
+                             "in whole parts; the folder is damaged")
 
     @property
     def name(self) -> str:
@@ -248,12 +360,29 @@ class Results:
             frames = [pd.DataFrame(c) for c in self._columns]
             df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
         else:
-            df = pd.read_parquet(self.path / "outcomes", columns=columns)
+            try:
+                df = pd.read_parquet(self.path / "outcomes", columns=columns)
+            except Exception as exc:  # pyarrow raises several types for damaged files
+                raise InputError(f"{self.path}/outcomes: cannot read the runs ({exc}); "
+                                 "the folder is damaged") from None
         df = df.sort_values("run", kind="stable").reset_index(drop=True)
         for col in df.columns:
             if col.endswith(".outcome"):
                 df[col] = pd.Categorical.from_codes(df[col].astype("int64"), categories=CATEGORIES)
         return df
+
+    @property
+    def inputs(self) -> pd.DataFrame:
+        """Return the experiments table's inputs: one row per run, one column per uncertain
+        key (its dotted name), empty without priors."""
+        from .inputs import COLUMN_PREFIX
+
+        df = self.outcomes
+        cols = [c for c in df.columns if c.startswith(COLUMN_PREFIX)]
+        out = df[cols].rename(columns=lambda c: c[len(COLUMN_PREFIX):])
+        out.index = df["run"].to_numpy()
+        out.index.name = "run"
+        return out
 
     def column(self, name: str) -> np.ndarray:
         """Return one outcome column in run order (codes for topic outcomes)."""

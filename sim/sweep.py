@@ -21,6 +21,7 @@ import numpy as np
 
 from .errors import InputError
 from .montecarlo import JobSpec, run_jobs
+from .outputs import FolderLock, claim, is_ours
 from .results import Results, write_atomic, write_text_atomic
 from .scenario import Scenario, ScenarioError, load_scenario, scenario_to_dict, validate
 from .scenario.loading import Problem, _OverrideError, _set_dotted
@@ -162,6 +163,7 @@ def headline_metrics(scenario: Scenario) -> list[str]:
     for name, topic in scenario.topics.items():
         names.append(f"{name}.p_agreement")
         if topic.deadline is not None:
+            names.append(f"{name}.p_agreement_before_deadline")
             names.append(f"{name}.p_default")
             if topic.deadline.interim is not None:
                 names.append(f"{name}.p_interim_taken")
@@ -223,41 +225,48 @@ def sweep(
                       runs, seed)
     variants = scenarios_for(scenario, plan.points)
     folder = Path(out) if out is not None else None
-    if folder is not None:
-        _prepare_sweep_folder(folder, plan, resume=resume, force=force)
-    jobs = [JobSpec(s, runs, seed, folder / "points" / f"{i:04d}" if folder else None, resume)
-            for i, s in enumerate(variants)]
-    results = run_jobs(jobs, workers=workers, executor=executor, scheduler=scheduler,
-                       progress=progress)
-    table = sweep_table(plan.points, results)
-    table.attrs.update({"design": design, "params": list(params), "runs": runs, "seed": seed,
-                        "scenario": scenario.name})
-    if folder is not None:
-        write_atomic(folder / "sweep.parquet", lambda tmp: table.to_parquet(tmp, index=False))
-        write_atomic(folder / "sweep.csv", lambda tmp: table.to_csv(tmp, index=False))
+    lock = _prepare_sweep_folder(folder, plan, resume=resume, force=force) if folder else None
+    try:
+        # a swept seed or run count is the point's own; the others share the sweep's
+        jobs = [JobSpec(s, s.runs if "runs" in params else runs,
+                        s.seed if "seed" in params else seed,
+                        folder / "points" / f"{i:04d}" if folder else None, resume, lock=False)
+                for i, s in enumerate(variants)]
+        results = run_jobs(jobs, workers=workers, executor=executor, scheduler=scheduler,
+                           progress=progress)
+        table = sweep_table(plan.points, results)
+        table.attrs.update({"design": design, "params": list(params), "runs": runs,
+                            "seed": seed, "scenario": scenario.name})
+        if folder is not None:
+            write_atomic(folder / "sweep.parquet", lambda tmp: table.to_parquet(tmp, index=False))
+            write_atomic(folder / "sweep.csv", lambda tmp: table.to_csv(tmp, index=False))
+    finally:
+        if lock is not None:
+            lock.release()
     return table
 
 
-def _prepare_sweep_folder(folder: Path, plan: _SweepPlan, *, resume: bool, force: bool) -> None:
-    import shutil
-
-    manifest = plan.manifest()
+def _prepare_sweep_folder(folder: Path, plan: _SweepPlan, *, resume: bool,
+                          force: bool) -> FolderLock | None:
+    """Make the sweep's folder ready and locked (see :mod:`sim.outputs`); return its lock."""
+    manifest = json.loads(json.dumps(plan.manifest(), default=str))
     path = folder / "sweep.json"
-    if folder.exists() and any(folder.iterdir()):
-        if resume:
-            try:
-                old = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                raise InputError(f"{folder} holds no sweep to resume (no sweep.json)") from None
-            if old != json.loads(json.dumps(manifest, default=str)):
-                raise InputError(f"{folder} holds a different sweep; use --force to replace it")
-            return
-        if not force:
-            raise InputError(f"{folder} already holds results; use --force to replace them "
-                             "or --resume to finish an interrupted sweep")
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(path, json.dumps(manifest, indent=2, default=str) + "\n")
+    if resume and is_ours(folder, "sweep") and path.is_file():
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, UnicodeDecodeError):
+            raise InputError(f"{path} is not valid JSON; the sweep folder is damaged") from None
+        if old != manifest:
+            raise InputError(f"{folder} holds a different sweep; use --force to replace it")
+    lock, _ = claim(folder, "sweep", force=force, resume=resume)
+    try:
+        if not path.is_file():
+            write_text_atomic(path, json.dumps(manifest, indent=2) + "\n")
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+    return lock
 
 
 def sweep_table(points: list[dict[str, Any]], results: list[Results]) -> pd.DataFrame:

@@ -7,6 +7,7 @@ Tallies are merged in chunk order, so float sums are bit-identical whatever the 
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -123,22 +124,44 @@ class Tally:
     # --- persistence -----------------------------------------------------------------------
 
     def save(self, path: Path) -> None:
-        arrays = {name: getattr(self, name) for name in (
-            "categories", "agreement_days", "default_days", "values", "value_sums",
-            "interim_taken", "tracks", "scalars", "first_summit_days")}
+        arrays = {name: getattr(self, name) for name in _ARRAYS}
         with open(path, "wb") as fh:
             np.savez(fh, n=self.n, summit_any=self.summit_any, **arrays)
 
     @classmethod
     def load(cls, path: Path, layout: Layout) -> Tally:
+        """Return the tally saved at ``path``; a damaged or foreign file is an InputError.
+
+        Pickled objects are never loaded (``allow_pickle=False``): a results folder may come
+        from anywhere.
+        """
+        from .errors import InputError
+
         tally = cls(layout)
-        with np.load(path) as data:
-            tally.n = int(data["n"])
-            tally.summit_any = int(data["summit_any"])
-            for name in data.files:
-                if name not in ("n", "summit_any"):
-                    setattr(tally, name, data[name])
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                tally.n = _count(data["n"])
+                tally.summit_any = _count(data["summit_any"])
+                for name in _ARRAYS:
+                    array = data[name]
+                    expected = getattr(tally, name)
+                    if array.shape != expected.shape or array.dtype.kind not in "iuf":
+                        raise ValueError(f"{name} has shape {array.shape}, not {expected.shape}")
+                    setattr(tally, name, array.astype(expected.dtype, copy=False))
+        except (OSError, ValueError, KeyError, EOFError, TypeError, zipfile.BadZipFile) as exc:
+            raise InputError(f"{path}: not a tally this tool wrote ({exc}); the results "
+                             "folder is damaged") from None
         return tally
+
+
+_ARRAYS = ("categories", "agreement_days", "default_days", "values", "value_sums",
+           "interim_taken", "tracks", "scalars", "first_summit_days")
+
+
+def _count(value: np.ndarray) -> int:
+    if value.shape != () or value.dtype.kind not in "iu" or int(value) < 0:
+        raise ValueError("a count is not a non-negative integer")
+    return int(value)
 
 
 def _day_counts(days: np.ndarray, horizon: int) -> np.ndarray:

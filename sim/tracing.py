@@ -3,9 +3,31 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
+from .errors import InputError
 from .model import CATEGORIES, Outcome
 from .scenario import Scenario
+
+#: Every kind of trace event the model writes (the ``kind`` of ``note()`` in
+#: sim/model/world.py; tests/test_tracing.py checks the two agree), in timeline order of a
+#: meeting's life, then bargaining, shocks and deadlines.
+TRACE_KINDS = (
+    "not ready", "planned", "veto", "postponed", "held", "cancelled", "derailed", "leak",
+    "stall", "talks", "agreement", "shock", "interim", "default",
+)
+
+
+def check_kinds(kinds: Iterable[str]) -> set[str] | None:
+    """Return ``kinds`` as a set (None if empty), or raise InputError naming unknown ones."""
+    chosen = set(kinds)
+    unknown = sorted(chosen.difference(TRACE_KINDS))
+    if unknown:
+        noun = "kind" if len(unknown) == 1 else "kinds"
+        listed = ", ".join(repr(k) for k in unknown)
+        raise InputError(f"--kind {listed}: unknown event {noun}; the kinds are "
+                         + ", ".join(repr(k) for k in TRACE_KINDS))
+    return chosen or None
 
 
 def render_trace(

@@ -49,7 +49,6 @@ MINIMAL: dict[str, Any] = {
             "cadence": "fixed",
             "cadence_days": 30,
             "first_day": 10,
-            "agenda": ["x"],
             "authority": ["x"],
         },
     },
@@ -91,7 +90,6 @@ tracks:
     label: Talks
     kind: envoys
     cadence_days: 30
-    agenda: [x]
     authority: [x]
 """
 

@@ -240,7 +240,7 @@ def _linkage_scenario(minimal, linkage: bool):
         "x": {"ideal": 0.2, "reservation": 0.7, "salience": 0.1, **slow},
         "y": {"ideal": 0.2, "reservation": 0.7, "salience": 0.9, **slow},
     }
-    data["tracks"]["t"].update(agenda=["x", "y"], authority=["x", "y"], linkage=linkage)
+    data["tracks"]["t"].update(authority=["x", "y"], linkage=linkage)
     return scenario_of(data)
 
 

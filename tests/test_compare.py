@@ -38,6 +38,7 @@ from sim.compare import (
 from sim.errors import InputError
 from sim.model.compiled import AGREEMENT, DEFAULT
 from sim.montecarlo import run
+from sim.outputs import MARKER
 from sim.results import Results
 from sim.scenario import load_scenario
 
@@ -113,8 +114,10 @@ def test_every_headline_metric_has_a_row(base, tense):
     for topic in base.scenario.topics:
         assert f"{topic}.p_agreement" in metrics
         assert f"{topic}.value" in metrics
-    assert "start.p_default" in metrics
+    assert {"start.p_default", "start.p_agreement_before_deadline",
+            "start.p_interim_taken"} <= metrics
     assert "ukraine.p_default" not in metrics  # no deadline, no default
+    assert "ukraine.p_agreement_before_deadline" not in metrics
     for track in base.scenario.tracks:
         assert {f"{track}.held", f"{track}.cancelled"} <= metrics
     assert {"summits.p_any", "summits_held", "meetings.cancelled", "tension_end"} <= metrics
@@ -235,7 +238,7 @@ def test_different_seeds_are_independent_samples(base, tense_other_seed):
         assert not d.paired and d.test == "Fisher exact", d.metric
     for d in rows_of(comparison, "mean"):
         assert not d.paired and d.test == "Mann-Whitney U", d.metric
-    text = render_comparison(comparison)
+    text = render_comparison(comparison, width=250)
     assert "independent samples" in text
     assert "common random numbers" not in text
 
@@ -249,7 +252,7 @@ def test_same_seed_and_runs_are_paired_by_common_random_numbers(base, tense):
         assert d.paired and d.test == "Wilcoxon signed-rank", d.metric
     for d in rows_of(comparison, "distribution"):
         assert not d.paired and d.test == "Kolmogorov-Smirnov"  # agreeing runs differ
-    text = render_comparison(comparison)
+    text = render_comparison(comparison, width=250)
     assert "common random numbers" in text
     assert "independent samples" not in text
 
@@ -264,13 +267,18 @@ def test_same_seed_but_different_run_counts_is_not_paired(base):
 
 def test_render_comparison_hides_dated_and_per_track_rows_unless_asked(base, tense):
     comparison = compare(base, tense)
-    short, full = render_comparison(comparison), render_comparison(comparison, all_metrics=True)
+    short = render_comparison(comparison, width=250)  # one line per row: labels unbroken
+    full = render_comparison(comparison, all_metrics=True, width=250)
     assert "P(agreement by 2026-02-05)" not in short
     assert "P(agreement by 2026-02-05)" in full
     assert "Leaders' phone calls: meetings held per run" not in short
     assert "Leaders' phone calls: meetings held per run" in full
     assert "Meetings cancelled per run (all tracks)" in short
     assert "Differences from baseline" in short
+    # each kind of metric has one test within a pair of jobs: named once, under the table
+    assert "tests: McNemar exact (probabilities)" in short
+    assert "Wilcoxon signed-rank (means per run)" in short
+    assert "Kolmogorov-Smirnov (agreed values)" in short
 
 
 # --- A5: the tests are the textbook ones -----------------------------------------------------
@@ -446,7 +454,8 @@ def test_sim_compare_writes_the_table_and_plots_and_refuses_to_overwrite(folders
     assert "common random numbers" in proc.stdout
     assert "P(at least one summit held)" in proc.stdout
     expected = {"comparison.json", "comparison.csv", *(f"{f}.png" for f in FIGURES)}
-    assert {p.name for p in out.iterdir()} == expected
+    # and the marker that says sim wrote the folder (sim.outputs)
+    assert {p.name for p in out.iterdir()} == expected | {MARKER}
     for name in expected:
         assert str(out / name) in proc.stdout
     for figure in FIGURES:

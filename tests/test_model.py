@@ -206,26 +206,26 @@ def test_no_venue_acceptable_to_both_cancels_the_meeting(minimal):
 # --- authority and prerequisites ------------------------------------------------------
 
 
-def _two_topics_on_agenda(minimal, authority: list[str]):
-    """Topics x and y, alike and both on the agenda, whose demands cross within two months."""
+def _two_topics_on_one_track(minimal, authority: list[str]):
+    """Topics x and y, alike and both on one track, whose demands cross within two months."""
     data = copy.deepcopy(minimal)
     data["topics"]["y"] = copy.deepcopy(TOPIC_Y)
     for side in ("a", "b"):
         positions = data["sides"][side]["topics"]
         positions["x"].update(tactic="conceder", patience_days=60)
         positions["y"] = copy.deepcopy(positions["x"])
-    data["tracks"]["t"].update(agenda=["x", "y"], authority=authority)
+    data["tracks"]["t"].update(authority=authority)
     return scenario_of(data, bargaining__noise=0.03)
 
 
 def test_topic_outside_a_tracks_authority_is_never_settled_by_it(minimal):
-    recs = records(_two_topics_on_agenda(minimal, ["y"]), 100)
+    recs = records(_two_topics_on_one_track(minimal, ["y"]), 100)
     assert all(r["x.outcome"] == 0 for r in recs)
     assert all(r["y.outcome"] == 1 and r["y.day"] <= 70 for r in recs)
 
 
 def test_topic_inside_a_tracks_authority_is_settled_by_it(minimal):
-    recs = records(_two_topics_on_agenda(minimal, ["x", "y"]), 100)
+    recs = records(_two_topics_on_one_track(minimal, ["x", "y"]), 100)
     assert all(CATEGORIES[r["x.outcome"]] == "agreement" for r in recs)
     assert all(0.3 <= r["x.value"] <= 0.7 for r in recs)  # inside both reservations
 

@@ -289,9 +289,9 @@ def test_target_se_stops_simulating_once_the_target_is_met(monkeypatch):
     simulated = []
     real = mc.simulate_chunk
 
-    def counting(world, seed, start, stop):
+    def counting(world, seed, start, stop, **kwargs):
         simulated.append(stop - start)
-        return real(world, seed, start, stop)
+        return real(world, seed, start, stop, **kwargs)
 
     monkeypatch.setattr(mc, "simulate_chunk", counting)  # the local executor runs in-process
     r = run(BASELINE, runs=TARGET_RUNS, target_se=0.02, workers=1, executor="local",

@@ -411,3 +411,32 @@ def test_sensitivity_draws_first_order_and_total_bars_per_input():
     fig2, ax2 = plt.subplots()
     assert plot_sensitivity(sens, ax=ax2) is fig2
     assert len(ax2.patches) == 6
+
+
+@pytest.mark.parametrize("runs", [100, 400, 2000])
+def test_sweep_points_at_zero_and_one_draw_error_bars(runs):
+    """A Sobol' design draws points with error bars; a probability of 0 or 1 has a Wilson
+    interval that ends at the point, up to rounding, and the bars must not go negative."""
+    p = [0.0, 1.0, 0.5, 0.0, 1.0]
+    table = pd.DataFrame({"k": [0.1, 0.2, 0.3, 0.4, 0.5], "start.p_default": p,
+                          "start.p_default_se": [0.0, 0.0, 0.05, 0.0, 0.0],
+                          "runs": [runs] * 5})
+    table.attrs["design"] = "sobol"
+    ax = plot_sweep_line(table, "k", ["start.p_default"]).axes[0]
+    bars = [c for c in ax.collections if c.get_segments()]
+    assert len(bars) == 1, "one set of error bars"
+    low, high = wilson_band(np.round(np.array(p) * runs), runs)
+    for segment, lo, hi in zip(bars[0].get_segments(), low, high):
+        (_, bottom), (_, top) = segment
+        assert bottom == pytest.approx(lo, abs=1e-12) and top == pytest.approx(hi, abs=1e-12)
+        assert bottom <= top
+    assert not step_lines(ax)  # points, not lines: other parameters vary between them
+
+
+def test_sensitivity_error_bars_are_never_negative():
+    sens = Sensitivity(
+        names=["a", "b"], first_order=np.array([0.0, 1.0]), total_order=np.array([0.0, 1.0]),
+        first_low=np.array([1e-18, 0.9]), first_high=np.array([0.1, 1.0 - 1e-16]),
+        total_low=np.array([0.0, 0.9]), total_high=np.array([0.1, 1.0]),
+        evaluations=64, metric="start.p_default")
+    assert len(plot_sensitivity(sens).axes[0].patches) == 4

@@ -28,6 +28,7 @@ from helpers_results import (
     sim_cli,
 )
 
+from sim.compare import compare, headline_rows
 from sim.report import _comparison_html, render_report, write_report
 
 RUNS = 400
@@ -188,17 +189,23 @@ def test_report_has_a_summary_of_each_job(page, jobs):
     assert len(topic_tables) == 2
     for table, res in zip(topic_tables, jobs):
         summary = res.summary()
-        assert table[0] == ["topic", "P(agreement by horizon)", "P(deadline default)",
-                            "median agreement date", "mean agreed value", "reference forecast"]
+        assert table[0] == ["topic", "deadline", "P(agreement) before deadline",
+                            "P(interim) at deadline", "P(deadline default)",
+                            "P(agreement) by horizon (2027-11-01)", "median agreement date",
+                            "mean agreed value", "reference forecast"]
         rows = {row[0]: row for row in table[1:]}
         assert list(rows) == [t.label for t in res.scenario.topics.values()]
         start = rows["New START / strategic stability"]
-        p = summary["start.p_agreement"]
-        assert start[1].startswith(f"{100 * p.estimate:.1f}%")
-        assert f"[{100 * p.low:.1f}, {100 * p.high:.1f}]" in start[1]
-        assert start[2].startswith(f"{100 * summary['start.p_default'].estimate:.1f}%")
-        assert start[5] == f"{summary.reference['start']:.2f}"
-        assert rows["Direct flights"][2] == ""  # no deadline on flights
+        assert start[1] == "2026-02-05"
+        for k, metric in enumerate(("p_agreement_before_deadline", "p_interim_taken",
+                                    "p_default", "p_agreement"), start=2):
+            p = summary[f"start.{metric}"]
+            assert start[k].startswith(f"{100 * p.estimate:.1f}%"), metric
+            assert f"[{100 * p.low:.1f}, {100 * p.high:.1f}]" in start[k], metric
+        assert start[8] == f"{summary.reference['start']:.2f}"
+        flights = rows["Direct flights"]
+        assert flights[1:5] == ["", "", "", ""]  # no deadline on flights: by the horizon only
+        assert flights[5].startswith(f"{100 * summary['flights.p_agreement'].estimate:.1f}%")
     meeting_tables = [t for t in page.tables if t[0][0] == "meetings and climate"]
     assert len(meeting_tables) == 2
     no_summits = {row[0]: row for row in meeting_tables[1]}
@@ -208,18 +215,48 @@ def test_report_has_a_summary_of_each_job(page, jobs):
 
 @pytest.mark.slow
 def test_report_has_the_differences_table(page, jobs):
-    table = page.table_after("scenario")
-    assert table[0][:5] == ["scenario", "metric", "baseline", "other", "difference"]
-    rows = {row[1]: row for row in table[1:]}
+    table = page.table_after("metric")
+    assert table[0] == ["metric", "baseline", "no_summits", "difference", "95% interval", "p",
+                        "test"]
+    rows = {row[0]: row for row in table[1:]}
     summit = rows["P(at least one summit held)"]
     p_any = jobs[0].summary()["summits.p_any"].estimate
-    assert summit[0] == "no_summits"
-    assert summit[2] == f"{100 * p_any:.1f}%" and summit[3] == "0.0%"
-    assert summit[4] == f"{-100 * p_any:+.1f} pp"
+    assert summit[1] == f"{100 * p_any:.1f}%" and summit[2] == "0.0%"
+    assert summit[3] == f"{-100 * p_any:+.1f} pp"
     assert summit[6] == "McNemar exact"
     assert "Summits held per run" in rows
+    assert "New START / strategic stability: P(agreement before the deadline, 2026-02-05)" in rows
     assert not any("P(agreement by 20" in metric for metric in rows)  # dated rows left out
     assert "sig" in page.row_classes  # significant rows are highlighted
+    assert "no_summits − baseline" in page.headings
+
+
+@pytest.mark.slow
+def test_report_opens_with_the_headline_differences(page, jobs):
+    headings = page.headings
+    assert headings.index("Headline differences") < headings.index("baseline")
+    table = page.table_after("no_summits vs baseline")
+    assert page.tables.index(table) == 0, "the first table of the page"
+    assert table[0] == ["no_summits vs baseline", "baseline", "no_summits", "difference",
+                        "95% interval", "p"]
+    comparison = compare(*jobs)
+    expected = [d.label for _, d in headline_rows(comparison)]
+    assert [row[0] for row in table[1:]] == expected
+    labels = set(expected)
+    assert "P(at least one summit held)" in labels
+    assert {f"New START / strategic stability: {what}" for what in (
+        "P(agreement before the deadline, 2026-02-05)",
+        "P(mutual one-year adherence to the central limits taken at the deadline)",
+        "P(deadline default)", "P(agreement by the horizon, 2027-11-01)")} <= labels
+    assert "Summits held per run" not in labels  # headline questions only
+    significant = [comparison.get(_metric_of(comparison, row[0])).significant
+                   for row in table[1:]]
+    assert significant == sorted(significant, reverse=True), "significant ones first"
+    assert significant[0]  # forbidding summits changes P(at least one summit held)
+
+
+def _metric_of(comparison, label: str) -> str:
+    return next(d.metric for _, d in comparison.rows if d.label == label)
 
 
 @pytest.mark.slow
@@ -249,6 +286,7 @@ def test_report_of_one_job_has_no_differences(one_job_file):
     page = check_document(path.read_text(encoding="utf-8"))
     assert page.title == "Negotiation outcomes: baseline"
     assert "Differences" not in page.headings and "Scenario differences" not in page.headings
+    assert "Headline differences" not in page.headings
     check_images(page, 4)
 
 

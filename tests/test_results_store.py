@@ -22,6 +22,7 @@ import sim
 from sim.errors import InputError
 from sim.model import TRACK_COUNTERS
 from sim.montecarlo import run
+from sim.outputs import MARKER, record
 from sim.results import Results, scenario_hash
 from sim.scenario import load_scenario
 from sim.tally import Tally
@@ -39,7 +40,9 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 
 def temporaries(folder: Path) -> list[Path]:
-    return [p for p in folder.rglob("*") if p.name.startswith(".") or p.suffix == ".tmp"]
+    """Files a write left behind: every dotfile but the folder's own marker, and *.tmp."""
+    return [p for p in folder.rglob("*")
+            if (p.name.startswith(".") and p.name != MARKER) or p.suffix == ".tmp"]
 
 
 def assert_same_outcomes(a: pd.DataFrame, b: pd.DataFrame) -> None:
@@ -222,7 +225,7 @@ def test_a_folder_of_other_files_is_not_overwritten_or_resumed(tmp_path):
     (folder / "notes.txt").write_text("precious")
     with pytest.raises(InputError):
         run(BASELINE, runs=60, workers=1, out=folder)
-    with pytest.raises(InputError, match="job.json"):
+    with pytest.raises(InputError, match="not a results folder"):
         run(BASELINE, runs=60, workers=1, out=folder, resume=True)
     assert snapshot(folder) == {"notes.txt": b"precious"}
 
@@ -234,9 +237,12 @@ def test_an_empty_existing_folder_is_used(tmp_path):
 
 
 def test_force_replaces_the_whole_folder(small):
-    (small / "stale.txt").write_text("from before")
+    (small / "plots").mkdir()
+    (small / "plots" / "old_topic.png").write_bytes(b"a plot of an earlier job")
+    record(small, [small / "plots" / "old_topic.png"])  # as sim run lists the plots it writes
+    (small / "outcomes.csv").write_text("run\n0\n")
     r = run(BASELINE, runs=50, seed=7, workers=1, chunk_size=50, out=small, force=True)
-    assert not (small / "stale.txt").exists()
+    assert not (small / "plots").exists() and not (small / "outcomes.csv").exists()
     loaded = Results.load(small)
     assert loaded.runs == 50 and loaded.seed == 7
     assert len(loaded.outcomes) == 50  # no parts of the old 120-run job remain

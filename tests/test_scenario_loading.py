@@ -110,7 +110,8 @@ def test_out_of_range_number_names_path_value_and_bound(minimal):
         ("tracks.t.cadence_days", 0, "0 is below 1.0"),
         ("sides.b.discount", 1.0, "1.0 must be less than 1.0"),
         ("tracks.t.kind", "dinner", "'dinner' is not one of"),
-        ("horizon_days", "long", "Input should be a valid integer"),
+        ("horizon_days", "long", "'long' is text, not a number"),
+        ("horizon_days", 30.5, "Input should be a valid integer"),
     ],
 )
 def test_bad_values_are_reported_at_their_path(minimal, path, value, message):
@@ -135,8 +136,8 @@ def test_missing_required_key_is_reported(minimal):
 @pytest.mark.parametrize(
     ("edit", "path", "message"),
     [
-        (lambda d: d["tracks"]["t"]["agenda"].append("nope"),
-         "tracks.t.agenda.1", "'nope' is not a defined topic"),
+        (lambda d: d["tracks"]["t"]["authority"].append("nope"),
+         "tracks.t.authority.1", "'nope' is not a defined topic"),
         (lambda d: d["tracks"]["t"].update(venues=["atlantis"]),
          "tracks.t.venues.0", "'atlantis' is not a defined venue"),
         (lambda d: d.update(venues={"v": {"label": "V", "acceptability": {"zed": 0.5}}}),
@@ -148,15 +149,13 @@ def test_missing_required_key_is_reported(minimal):
          "sides.a.topics.q", "'q' is not a defined topic"),
         (lambda d: d["tracks"]["t"].update(requires={"convergence": 0.5, "topics": ["q"]}),
          "tracks.t.requires.topics.0", "'q' is not a defined topic"),
-        (lambda d: d["tracks"]["t"].update(agenda=[]),
-         "tracks.t.authority.0", "'x' is not on the track's agenda"),
         (lambda d: d["sides"]["a"]["topics"]["x"].pop("reservation"),
          "sides.a.topics.x.reservation", "a signatory needs a reservation point"),
         (lambda d: d["sides"]["b"].update(topics={}),
          "sides.b.topics", "no position on topic 'x'"),
     ],
     ids=["topic", "venue", "venue-side", "shock-side", "position-topic", "requires-topic",
-         "authority-off-agenda", "no-reservation", "no-position"],
+         "no-reservation", "no-position"],
 )
 def test_undefined_references_are_reported_at_their_path(minimal, edit, path, message):
     edit(minimal)
@@ -239,8 +238,7 @@ def test_several_problems_in_one_file_are_all_reported_with_their_lines(tmp_path
     text = (MINIMAL_YAML
             .replace("horizon_days: 365\n", "horizon_days: 365\ncolour: blue\n")
             .replace("        ideal: 1.0\n", "        ideal: 1.4\n")
-            .replace("    agenda: [x]\n", "    agenda: [x, y]\n")
-            .replace("    authority: [x]\n", "    authority: [x]\n    venues: [atlantis]\n"))
+            .replace("    authority: [x]\n", "    authority: [x, y]\n    venues: [atlantis]\n"))
     path = write(tmp_path, "bad.yaml", text)
     with pytest.raises(ScenarioError) as exc:
         load_scenario(path)
@@ -248,7 +246,7 @@ def test_several_problems_in_one_file_are_all_reported_with_their_lines(tmp_path
     expected = {
         "colour": line_of(text, "colour: blue"),
         "sides.a.topics.x.ideal": line_of(text, "ideal: 1.4"),
-        "tracks.t.agenda.1": line_of(text, "agenda: [x, y]"),
+        "tracks.t.authority.1": line_of(text, "authority: [x, y]"),
         "tracks.t.venues.0": line_of(text, "venues: [atlantis]"),
     }
     assert set(found) == set(expected)

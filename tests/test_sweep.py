@@ -239,7 +239,7 @@ def test_sweep_folder_holds_the_table_and_one_results_folder_per_point(base, tmp
     params = {TENSION: [0.5, 0.7], SUMMIT_CANCEL: [0.15]}
     table = sweep(base, params, runs=RUNS, workers=1, out=out)
     assert {p.name for p in out.iterdir()} == {"sweep.parquet", "sweep.csv", "sweep.json",
-                                               "points"}
+                                               "points", ".sim-output"}
     assert sorted(p.name for p in (out / "points").iterdir()) == ["0000", "0001"]
     for point in (out / "points").iterdir():
         assert (point / "metadata.json").is_file() and (point / "summary.json").is_file()
@@ -273,8 +273,9 @@ def test_sweep_folder_holds_the_table_and_one_results_folder_per_point(base, tmp
 def test_resume_of_a_folder_without_a_sweep_is_an_input_error(base, tmp_path):
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("not a sweep")
-    with pytest.raises(InputError, match="no sweep to resume"):
+    with pytest.raises(InputError, match="nothing to resume"):
         sweep(base, {TENSION: [0.5]}, runs=10, workers=1, out=tmp_path / "other", resume=True)
+    assert [p.name for p in (tmp_path / "other").iterdir()] == ["notes.txt"]
 
 
 def test_resume_with_numpy_values_reproduces_the_table(base, tmp_path):

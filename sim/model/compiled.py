@@ -60,7 +60,6 @@ class TrackSpec(Record):
     fixed: bool
     first_day: float
     preparation: float
-    agenda: tuple[int, ...]
     authority: tuple[int, ...]
     venues: tuple[int, ...]
     # per proposer: its weight on each venue of the pool (acceptability x neutrality preference)
@@ -220,7 +219,6 @@ def compile_scenario(scenario: Scenario) -> World:
                 fixed=tr.cadence == "fixed",
                 first_day=tr.first_day if tr.first_day is not None else tr.cadence_days,
                 preparation=tr.preparation_days,
-                agenda=tuple(topic_index[t] for t in tr.agenda),
                 authority=tuple(topic_index[t] for t in tr.authority),
                 venues=tuple(venue_index[v] for v in tr.venues),
                 venue_weights=weights,

@@ -346,8 +346,11 @@ class _Run:
                 if is_summit and self.first_summit != self.first_summit:
                     self.first_summit = t
                 if tracing:
+                    # shift_tension brings the climate forward to t just below anyway: reading
+                    # it here first moves no draw and changes no bit of the record
                     where = f" in {w.venues[venue].label}" if venue >= 0 else ""
-                    self.note(spec.name, "held", f"{spec.label}: meeting held{where}")
+                    self.note(spec.name, "held",
+                              f"{spec.label}: meeting held{where} (tension {self.tension(t):.2f})")
                 self.shift_tension(t, relief)
                 if bargains:
                     self._bargain(spec, proposer, t)

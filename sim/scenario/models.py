@@ -3,15 +3,81 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    StringConstraints,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
-Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")]
-Unit = Annotated[float, Field(ge=0.0, le=1.0)]
-Probability = Annotated[float, Field(ge=0.0, le=1.0)]
-PositiveDays = Annotated[float, Field(gt=0.0, le=36500.0)]
-Days = Annotated[float, Field(ge=0.0, le=36500.0)]
+from ..inputs import Prior
+
+#: Longest name: names become file names, column names and folder names.
+NAME_MAX_LENGTH = 64
+#: Dates a scenario may use; anything outside is a typo, and far dates overflow ``dt.date``.
+EARLIEST_DATE = dt.date(1900, 1, 1)
+LATEST_DATE = dt.date(2200, 12, 31)
+
+
+def _no_bool_or_text(value: Any) -> Any:
+    """Refuse what pydantic's lax mode would turn into a number: ``yes`` is not 1, ``"30"``
+    is not 30. Lax mode stays on for the rest, so 30.0 is still a valid integer."""
+    if isinstance(value, bool):
+        raise PydanticCustomError(
+            "sim_bool_not_number",
+            "{value} is a boolean (yes/no, true/false, on/off), not a number",
+            {"value": str(value).lower()})
+    if isinstance(value, (str, bytes)):
+        raise PydanticCustomError(
+            "sim_text_not_number", "{value} is text, not a number (write it without quotes)",
+            {"value": repr(value)})
+    return value
+
+
+def _date_only(value: Any) -> Any:
+    """Accept a date or ISO text (JSON and ``dump_scenario`` carry dates as text); refuse
+    numbers (pydantic reads them as Unix times) and datetimes (a time of day means a typo)."""
+    if isinstance(value, dt.datetime):
+        raise PydanticCustomError(
+            "sim_not_a_date", "{value} has a time of day; write the date alone (YYYY-MM-DD)",
+            {"value": str(value)})
+    if not isinstance(value, (dt.date, str)):
+        raise PydanticCustomError(
+            "sim_not_a_date", "{value} is not a date (write YYYY-MM-DD)", {"value": repr(value)})
+    return value
+
+
+def _date_in_range(value: dt.date) -> dt.date:
+    if not EARLIEST_DATE <= value <= LATEST_DATE:
+        raise PydanticCustomError(
+            "sim_date_out_of_range", "{value} is outside {low} .. {high}",
+            {"value": str(value), "low": str(EARLIEST_DATE), "high": str(LATEST_DATE)})
+    return value
+
+
+#: A number written as a number: every numeric field ends its annotation with it. It comes
+#: after the bounds (``Annotated[float, Field(ge=0), Number]``) so that the bounds still show
+#: in the JSON Schema.
+Number = BeforeValidator(_no_bool_or_text)
+Int = Annotated[int, Number]
+#: ``true`` or ``false`` only: 1, "yes" and "on" (as text) are refused.
+Bool = Annotated[bool, Strict()]
+Date = Annotated[dt.date, BeforeValidator(_date_only), AfterValidator(_date_in_range)]
+
+Name = Annotated[
+    str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=NAME_MAX_LENGTH)
+]
+Unit = Annotated[float, Field(ge=0.0, le=1.0), Number]
+Probability = Annotated[float, Field(ge=0.0, le=1.0), Number]
+PositiveDays = Annotated[float, Field(gt=0.0, le=36500.0), Number]
+Days = Annotated[float, Field(ge=0.0, le=36500.0), Number]
 
 #: Faratin beta that each named tactic stands for when ``concession`` is not given.
 TACTIC_BETA = {"boulware": 0.2, "linear": 1.0, "conceder": 5.0}
@@ -39,7 +105,7 @@ class Interim(_Strict):
 
 
 class Deadline(_Strict):
-    date: dt.date
+    date: Date
     default: Unit = Field(description="Outcome value if nothing is agreed by the deadline")
     interim: Interim | None = None
 
@@ -58,12 +124,12 @@ class Position(_Strict):
     reservation: Unit | None = Field(
         None, description="Worst acceptable value; signatories must give one"
     )
-    salience: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
+    salience: Annotated[float, Field(ge=0.0, le=1.0), Number] = 0.5
     tactic: Literal["boulware", "linear", "conceder"] = "linear"
-    concession: Annotated[float, Field(gt=0.0, le=100.0)] | None = Field(
+    concession: Annotated[float, Field(gt=0.0, le=100.0), Number] | None = Field(
         None, description="Faratin beta: <1 Boulware, 1 linear, >1 Conceder; overrides tactic"
     )
-    initial_concession: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(
+    initial_concession: Annotated[float, Field(ge=0.0, lt=1.0), Number] = Field(
         0.0, description="Faratin k: share of the way conceded at t = 0"
     )
     patience_days: PositiveDays | None = Field(
@@ -82,8 +148,8 @@ class Position(_Strict):
 class Side(_Strict):
     label: str
     role: Literal["signatory", "influencer"] = "signatory"
-    capability: Annotated[float, Field(gt=0.0, le=100.0)] = 1.0
-    discount: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.9
+    capability: Annotated[float, Field(gt=0.0, le=100.0), Number] = 1.0
+    discount: Annotated[float, Field(gt=0.0, lt=1.0), Number] = 0.9
     topics: dict[Name, Position]
 
 
@@ -125,35 +191,36 @@ class Prerequisite(_Strict):
 class Track(_Strict):
     label: str
     kind: Literal["call", "summit", "ministers", "consultations", "parliament", "envoys"]
-    cadence_days: Annotated[float, Field(ge=1.0, le=36500.0)] = Field(
+    cadence_days: Annotated[float, Field(ge=1.0, le=36500.0), Number] = Field(
         description="Mean days between proposals (at least a day)"
     )
     cadence: Literal["fixed", "exponential"] = "exponential"
     first_day: Days | None = Field(None, description="Day of the first proposal; one cadence if omitted")
     preparation_days: Days = 0.0
-    agenda: list[Name] = Field(default_factory=list)
-    authority: list[Name] = Field(default_factory=list)
+    authority: list[Name] = Field(
+        default_factory=list, description="Topics a held meeting of this track bargains over"
+    )
     venues: list[Name] = Field(default_factory=list)
     veto_delay_days: Days = 14.0
     cancel_prob: Probability = 0.0
     postpone_prob: Probability = 0.0
     postpone_days: Days = 30.0
-    max_postponements: Annotated[int, Field(ge=0, le=20)] = 2
+    max_postponements: Annotated[int, Field(ge=0, le=20), Number] = 2
     leak_prob: Probability = 0.0
     stall_prob: Probability = Field(0.0, description="Announced, then stalls without cancellation")
-    max_meetings: Annotated[int, Field(ge=0)] | None = None
+    max_meetings: Annotated[int, Field(ge=0), Number] | None = None
     requires: Prerequisite | None = None
-    linkage: bool = False
+    linkage: Bool = False
     protocol: Literal["concession", "rubinstein"] | None = None
-    relief_scale: Annotated[float, Field(ge=0.0, le=10.0)] = Field(
+    relief_scale: Annotated[float, Field(ge=0.0, le=10.0), Number] = Field(
         1.0, description="Multiplier on the climate's meeting relief for this track"
     )
 
 
 class Shock(_Strict):
     label: str
-    rate_per_year: Annotated[float, Field(ge=0.0, le=365.0)]
-    tension: Annotated[float, Field(ge=-1.0, le=1.0)] = Field(
+    rate_per_year: Annotated[float, Field(ge=0.0, le=365.0), Number]
+    tension: Annotated[float, Field(ge=-1.0, le=1.0), Number] = Field(
         description="Jump in tension when the shock lands (negative for relief)"
     )
     half_life_days: PositiveDays = 60.0
@@ -165,11 +232,12 @@ class Shock(_Strict):
     max_tension: Unit = Field(1.0, description="The shock only lands while tension is at most this")
 
 
-
 class Bargaining(_Strict):
     protocol: Literal["concession", "rubinstein"] = "concession"
     noise: Annotated[
-        float, Field(ge=0.0, le=0.5, description="Standard deviation of a side's demand at one meeting")
+        float,
+        Field(ge=0.0, le=0.5, description="Standard deviation of a side's demand at one meeting"),
+        Number,
     ] = 0.03
 
 
@@ -178,10 +246,10 @@ class Scenario(_Strict):
 
     name: Name
     description: str = ""
-    start: dt.date
-    horizon_days: Annotated[int, Field(gt=0, le=36500)]
-    runs: Annotated[int, Field(gt=0, le=100_000_000)] = 1000
-    seed: Annotated[int, Field(ge=0, lt=2**63)] = 0
+    start: Date
+    horizon_days: Annotated[int, Field(gt=0, le=36500), Number]
+    runs: Annotated[int, Field(gt=0, le=100_000_000), Number] = 1000
+    seed: Annotated[int, Field(ge=0, lt=2**63), Number] = 0
     topics: dict[Name, Topic] = Field(min_length=1)
     sides: dict[Name, Side] = Field(min_length=2)
     climate: Climate
@@ -189,6 +257,10 @@ class Scenario(_Strict):
     tracks: dict[Name, Track] = Field(min_length=1)
     shocks: dict[Name, Shock] = Field(default_factory=dict)
     bargaining: Bargaining = Bargaining()
+    priors: dict[str, Prior] = Field(
+        default_factory=dict,
+        description="Uncertain inputs by dotted key; files write each in place of its value",
+    )
 
     @model_validator(mode="after")
     def _two_signatories(self) -> Scenario:
