@@ -29,6 +29,7 @@ _PLOTS = (
     "plot_agreement_curve",
     "plot_agreement_curves",
     "plot_forest",
+    "plot_input_spread",
     "plot_meetings",
     "plot_outcome_categories",
     "plot_sensitivity",
@@ -51,6 +52,8 @@ _EXPORTS = {
     "compare": "sim.compare",
     "sweep": "sim.sweep",
     "model_sensitivity": "sim.sweep",
+    "Prior": "sim.inputs",
+    "problem": "sim.inputs",
     **{name: "sim.plots" for name in _PLOTS},
 }
 
@@ -58,6 +61,7 @@ __all__ = sorted([*_EXPORTS, "__version__"])
 
 if TYPE_CHECKING:
     from .compare import compare
+    from .inputs import Prior, problem
     from .model import Outcome, compile_scenario, simulate
     from .montecarlo import run
     from .plots import (
@@ -66,6 +70,7 @@ if TYPE_CHECKING:
         plot_agreement_curve,
         plot_agreement_curves,
         plot_forest,
+        plot_input_spread,
         plot_meetings,
         plot_outcome_categories,
         plot_sensitivity,

@@ -107,9 +107,7 @@ def check_facts(results: Results, facts: list[Fact]) -> list[FactCheck]:
 
 def render_checks(checks: list[FactCheck], runs: int) -> str:
     """Return the fact-by-fact table and the honest count."""
-    from io import StringIO
 
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title=f"Hindcast: {runs:,} runs against the record")
@@ -119,9 +117,7 @@ def render_checks(checks: list[FactCheck], runs: int) -> str:
         table.add_row(c.fact.label, c.observed, c.prediction, f"{c.probability:.1%}",
                       "yes" if c.inside else "NO")
     inside = sum(c.inside for c in checks)
-    buffer = StringIO()
-    console = Console(file=buffer, width=130, force_terminal=False, color_system=None)
-    console.print(table)
-    console.print(f"{inside} of {len(checks)} facts fall inside the central 90% "
-                  f"(about {CENTRAL * len(checks):.0f} expected if the model is calibrated).")
-    return buffer.getvalue()
+    from .summary import render_text
+
+    return render_text(table, f"{inside} of {len(checks)} facts fall inside the central 90% "
+                       f"(about {CENTRAL * len(checks):.0f} expected if the model is calibrated).")

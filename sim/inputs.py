@@ -265,15 +265,20 @@ def _splitmix(x: np.ndarray) -> np.ndarray:
         return z ^ (z >> np.uint64(31))
 
 
-def input_words(seed: int, draws: Sequence[int]) -> np.ndarray:
-    """Return the inputs-stream words of each draw: an array of shape (len(draws), 2)."""
+def seed_words(seed: int, draws: Sequence[int]) -> np.ndarray:
+    """Return the first words of each draw's (run's) SeedSequence, the event streams' and the
+    inputs stream's: an array of shape (len(draws), 18)."""
     from numpy.random import SeedSequence
 
-    a, b = INPUT_WORDS
-    out = np.empty((len(draws), b - a), dtype=np.uint64)
+    out = np.empty((len(draws), INPUT_WORDS[1]), dtype=np.uint64)
     for row, d in enumerate(draws):
-        out[row] = SeedSequence(seed, spawn_key=(int(d),)).generate_state(b, np.uint64)[a:b]
+        out[row] = SeedSequence(seed, spawn_key=(int(d),)).generate_state(INPUT_WORDS[1], np.uint64)
     return out
+
+
+def input_words(seed: int, draws: Sequence[int]) -> np.ndarray:
+    """Return the inputs-stream words of each draw: an array of shape (len(draws), 2)."""
+    return seed_words(seed, draws)[:, INPUT_WORDS[0]:INPUT_WORDS[1]]
 
 
 def uniforms(words: np.ndarray, key: str) -> np.ndarray:
@@ -285,11 +290,15 @@ def uniforms(words: np.ndarray, key: str) -> np.ndarray:
     return ((z >> np.uint64(12)).astype(np.float64) + 0.5) * (1.0 / 4503599627370496.0)
 
 
-def sample(priors: Mapping[str, Prior], seed: int, draws: Sequence[int]) -> dict[str, Any]:
-    """Return each key's values for the input draws ``draws`` (arrays, lists for choices)."""
+def sample(priors: Mapping[str, Prior], seed: int, draws: Sequence[int],
+           words: np.ndarray | None = None) -> dict[str, Any]:
+    """Return each key's values for the input draws ``draws`` (arrays, lists for choices).
+
+    ``words`` may give the draws' inputs-stream words if they are at hand already.
+    """
     if not priors:
         return {}
-    words = input_words(seed, draws)
+    words = input_words(seed, draws) if words is None else words
     return {key: prior.ppf(uniforms(words, key)) for key, prior in priors.items()}
 
 
@@ -330,11 +339,19 @@ class RunInputs:
         self.replications = replications
         self.patcher = Patcher(scenario, world, self.keys)
 
-    def draws(self, seed: int, start: int, stop: int) -> dict[str, Any]:
-        """Return each key's value for runs ``start`` to ``stop - 1`` (one entry per run)."""
+    def draws(self, seed: int, start: int, stop: int,
+              words: np.ndarray | None = None) -> dict[str, Any]:
+        """Return each key's value for runs ``start`` to ``stop - 1`` (one entry per run).
+
+        Without replications a run's draw is its own: ``words`` (from :func:`seed_words`
+        for these runs) then serve both its inputs and its event streams.
+        """
         draw = np.arange(start, stop) // self.replications
         unique, index = np.unique(draw, return_inverse=True)
-        values = sample(self.priors, seed, unique.tolist())
+        given = None
+        if words is not None and self.replications == 1:
+            given = words[:, INPUT_WORDS[0]:INPUT_WORDS[1]]
+        values = sample(self.priors, seed, unique.tolist(), words=given)
         out: dict[str, Any] = {}
         for key, v in values.items():
             out[key] = np.asarray(v)[index] if not self.priors[key].categorical else [v[k] for k in index]

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .errors import InputError
-from .inputs import RunInputs
+from .inputs import RunInputs, seed_words
 from .model.compiled import World, compile_scenario
 from .model.streams import StreamPool
 from .model.world import run_world
@@ -59,9 +59,13 @@ def simulate_chunk(world: World, seed: int, start: int, stop: int,
         records = [run_world(world, seed, i, pool=pool)[0] for i in runs]
         drawn: dict[str, np.ndarray] = {}
     else:
-        values = inputs.draws(seed, start, stop)
-        records = [run_world(w, seed, i, pool=pool)[0]
-                   for i, w in zip(runs, inputs.worlds(values, stop - start))]
+        words = seed_words(seed, runs) if inputs.replications == 1 else None
+        values = inputs.draws(seed, start, stop, words)
+        records = []
+        for r, (i, w) in enumerate(zip(runs, inputs.worlds(values, stop - start))):
+            if words is not None:  # the run's seed words are made already: not twice
+                pool.preset(seed, i, words[r].tolist())
+            records.append(run_world(w, seed, i, pool=pool)[0])
         drawn = inputs.columns(values)
     matrix = np.array(records, dtype=np.float64)
     columns = {"run": np.arange(start, stop, dtype=np.int64)}

@@ -109,7 +109,11 @@ def _is_number(x: Any) -> bool:
 
 
 def scenarios_for(scenario: Scenario, points: list[dict[str, Any]]) -> list[Scenario]:
-    """Return one validated scenario per design point, or raise with every problem found."""
+    """Return one validated scenario per design point, or raise with every problem found.
+
+    A swept key's prior, if it has one, is set aside: the key takes the point's value, and
+    the other priors stay uncertain.
+    """
     base = scenario_to_dict(scenario)
     out, problems = [], []
     for index, point in enumerate(points):
@@ -121,6 +125,7 @@ def scenarios_for(scenario: Scenario, points: list[dict[str, Any]]) -> list[Scen
             except _OverrideError as exc:
                 problems.append(Problem(key, str(exc), f"sweep point {index}"))
                 bad = True
+            data.get("priors", {}).pop(key, None)  # a swept key is fixed at each point
         if bad:
             continue
         try:

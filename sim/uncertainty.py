@@ -69,7 +69,7 @@ class Split:
 
     estimate: float
     se: float  # clustered by draw
-    se_naive: float  # as if runs were independent
+    se_naive: float  # as if runs were independent: sample SD / sqrt(runs)
     var_unknowns: float
     var_events: float
     share_unknowns: float

@@ -291,3 +291,26 @@ def test_scenarios_without_priors_run_as_before_priors_existed(name):
     assert not s.priors
     columns = simulate_chunk(compile_scenario(s), pinned["seed"], 0, pinned["runs"])
     assert _digest(columns) == pinned["sha256"]
+
+
+def test_a_swept_key_is_fixed_at_each_point_and_other_priors_stay_uncertain():
+    from sim.sweep import scenarios_for, sweep
+
+    s = baseline("tracks.summit.cancel_prob={uniform: [0.1, 0.4]}",
+                 "climate.equilibrium={uniform: [0.4, 0.6]}")
+    variants = scenarios_for(s, [{"tracks.summit.cancel_prob": 0.3}])
+    assert set(variants[0].priors) == {"climate.equilibrium"}
+    assert variants[0].tracks["summit"].cancel_prob == 0.3
+    table = sweep(s, {"tracks.summit.cancel_prob": [0.1, 0.3]}, runs=60, workers=1)
+    assert len(table) == 2 and (table["runs"] == 60).all()
+
+
+def test_compare_pairs_runs_of_scenarios_with_priors():
+    from sim.compare import compare
+
+    a = run(baseline("climate.equilibrium={uniform: [0.4, 0.6]}"), runs=150, workers=1)
+    b = run(baseline("climate.equilibrium={uniform: [0.4, 0.6]}",
+                     "tracks.summit.cancel_prob=0.5"), runs=150, workers=1)
+    assert compare(a, b).paired[b.name if b.name != a.name else f"{b.name} (2)"]
+    # the same priors draw the same inputs in both: common random numbers
+    assert a.inputs.equals(b.inputs)

@@ -275,12 +275,12 @@ class Patcher:
         spec["pull"], spec["pull_target"] = tuple(pulls), tuple(targets)
 
     def _venue_fields(self, d: _Draft) -> None:
-        """Recompute every track's venue weights, acceptance and risk from its pool."""
-        venues = [d.venue_view(k) for k in range(len(self.world.venues))]
+        """Recompute the venue weights, acceptance and risk of tracks whose pool changed."""
+        touched = set(d.venues)
         for i, base in enumerate(self.world.tracks):
-            if not base.venues:
+            if touched.isdisjoint(base.venues):
                 continue
-            pool = [venues[k] for k in base.venues]
+            pool = [d.venue_view(k) for k in base.venues]
             weights = tuple(tuple(v["acceptability"][s] * (0.5 + 0.5 * v["neutrality"])
                                   for v in pool) for s in range(2))
             spec = d.track(i)
@@ -303,13 +303,36 @@ class Patcher:
         d.set_world("shock_group", tuple(groups))
 
 
+class _Fields:
+    """The base world's specs as field dicts, made once: a run copies only those it changes."""
+
+    def __init__(self, base: World):
+        self.world = _asdict(base)
+        self.topics = [_asdict(t) for t in base.topics]
+        self.tracks = [_asdict(t) for t in base.tracks]
+        self.venues = [_asdict(v) for v in base.venues]
+        self.shocks = [_asdict(s) for s in base.shocks]
+
+
+_FIELDS: dict[int, tuple[World, _Fields]] = {}
+
+
+def _fields_of(base: World) -> _Fields:
+    cached = _FIELDS.get(id(base))
+    if cached is None or cached[0] is not base:
+        cached = (base, _Fields(base))
+        _FIELDS[id(base)] = cached
+    return cached[1]
+
+
 class _Draft:
     """The parts of a world one run changes, as dicts; the rest stays shared."""
 
-    __slots__ = ("base", "own", "topics", "tracks", "venues", "shocks", "influences")
+    __slots__ = ("base", "fields", "own", "topics", "tracks", "venues", "shocks", "influences")
 
     def __init__(self, base: World):
         self.base = base
+        self.fields = _fields_of(base)
         self.own: dict[str, Any] = {}
         self.topics: dict[int, dict[str, Any]] = {}
         self.tracks: dict[int, dict[str, Any]] = {}
@@ -319,25 +342,25 @@ class _Draft:
 
     def topic(self, j: int) -> dict[str, Any]:
         if j not in self.topics:
-            self.topics[j] = _asdict(self.base.topics[j])
+            self.topics[j] = dict(self.fields.topics[j])
         return self.topics[j]
 
     def track(self, i: int) -> dict[str, Any]:
         if i not in self.tracks:
-            self.tracks[i] = _asdict(self.base.tracks[i])
+            self.tracks[i] = dict(self.fields.tracks[i])
         return self.tracks[i]
 
     def venue(self, k: int) -> dict[str, Any]:
         if k not in self.venues:
-            self.venues[k] = _asdict(self.base.venues[k])
+            self.venues[k] = dict(self.fields.venues[k])
         return self.venues[k]
 
     def venue_view(self, k: int) -> dict[str, Any]:
-        return self.venues[k] if k in self.venues else _asdict(self.base.venues[k])
+        return self.venues[k] if k in self.venues else self.fields.venues[k]
 
     def shock(self, j: int) -> dict[str, Any]:
         if j not in self.shocks:
-            self.shocks[j] = _asdict(self.base.shocks[j])
+            self.shocks[j] = dict(self.fields.shocks[j])
         return self.shocks[j]
 
     def shock_view(self, j: int) -> dict[str, Any]:
@@ -376,4 +399,4 @@ class _Draft:
             parts["group_decay"] = tuple(decay)
         if not parts:
             return base
-        return type(base)(**{**_asdict(base), **parts})
+        return type(base)(**{**self.fields.world, **parts})

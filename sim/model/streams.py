@@ -28,7 +28,11 @@ _MASK64 = (1 << 64) - 1
 def stream_states(seed: int, run: int) -> list[tuple[int, int]]:
     """Return the PCG64 (state, increment) of each named stream of run ``run``."""
     words = SeedSequence(seed, spawn_key=(run,)).generate_state(4 * len(STREAM_NAMES), np.uint64)
-    w = words.tolist()
+    return states_from_words(words.tolist())
+
+
+def states_from_words(w: list[int]) -> list[tuple[int, int]]:
+    """Return the streams' PCG64 (state, increment) from the first words of a run's seed."""
     return [((w[4 * k] << 64) | w[4 * k + 1], ((w[4 * k + 2] << 64) | w[4 * k + 3]) | 1)
             for k in range(len(STREAM_NAMES))]
 
@@ -64,9 +68,20 @@ class StreamPool:
     def __init__(self) -> None:
         self.bit_generators = [PCG64(0) for _ in STREAM_NAMES]
         self.generators = [Generator(b) for b in self.bit_generators]
+        self._preset: tuple[int, int, list[int]] | None = None
+
+    def preset(self, seed: int, run: int, words: list[int]) -> None:
+        """Give the words of run ``run``'s seed, already generated (with its inputs' words),
+        so that seeding that run does not generate them again."""
+        self._preset = (seed, run, words)
 
     def seed(self, seed: int, run: int) -> None:
-        for bits, (state, inc) in zip(self.bit_generators, stream_states(seed, run)):
+        preset, self._preset = self._preset, None
+        if preset is not None and preset[0] == seed and preset[1] == run:
+            states = states_from_words(preset[2])
+        else:
+            states = stream_states(seed, run)
+        for bits, (state, inc) in zip(self.bit_generators, states):
             bits.state = {"bit_generator": "PCG64", "state": {"state": state, "inc": inc},
                           "has_uint32": 0, "uinteger": 0}
 
