@@ -152,7 +152,6 @@ class Summary:
     def __init__(self, name: str, runs: int, start: dt.date, rows: list[Estimate],
                  reference: dict[str, float] | None = None, *, end: dt.date | None = None,
                  deadlines: dict[str, dt.date] | None = None, uncertainty: Spread | None = None):
-        self.uncertainty = uncertainty
         self.name = name
         self.runs = runs
         self.start = start
@@ -160,6 +159,7 @@ class Summary:
         self.rows = rows
         self.reference = reference or {}
         self.deadlines = deadlines or {}  # topic -> deadline date, for topics with one
+        self.uncertainty = uncertainty
 
     def __getitem__(self, metric: str) -> Estimate:
         for row in self.rows:

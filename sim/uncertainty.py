@@ -13,7 +13,9 @@ random-effects analysis of variance: the within-draw variance ``s_w^2`` (pooled 
 ``D (R - 1)`` degrees of freedom) estimates the events' part, and since the variance of the
 draw means ``s_b^2`` also holds the event noise of ``R`` runs, ``s_b^2 - s_w^2 / R`` estimates
 the unknowns' part. That difference is floored at 0 (it can come out negative by chance when
-the unknowns matter little), which biases it up slightly near 0; nothing else is biased.
+the unknowns matter little), which biases it up slightly near 0; the share due to the
+unknowns, a ratio of the two estimates, is consistent rather than unbiased. Their standard
+errors are delete-one-draw jackknife ones.
 
 The split uses complete draws only (``R`` runs each): a job stopped early (``--target-se``)
 may end in a partial draw, whose runs still count in the overall estimate and its standard
@@ -22,7 +24,8 @@ error, but not in the split or the ranges.
 Runs of one draw share their inputs, so they are not independent: the standard error of an
 overall estimate is the cluster-robust one, clustered by draw (:func:`clustered_se`). It is
 larger than the naive one, which treats the runs as independent, by about
-``sqrt(1 + (R - 1) * share)``.
+``sqrt(1 + (R - 1) * share)``. A summary of such a job shows these standard errors and
+intervals to match (:func:`clustered_rows`).
 
 Ranges across the unknowns are the central 80% (10th to 90th percentiles) of the per-draw
 estimates. A per-draw estimate from ``R`` runs carries event noise, so the raw range
@@ -52,7 +55,7 @@ if TYPE_CHECKING:
 #: The central range shown across the unknowns: its lower and upper quantile.
 QUANTILES = (0.10, 0.90)
 
-#: What :attr:`Spread.note` says when the priors were sampled with one run per draw.
+#: What :meth:`Spread.describe` says when the priors were sampled with one run per draw.
 NO_REPLICATIONS = ("Inputs drawn from their priors, one run per draw: how much of the spread "
                    "is due to the unknowns and how much to events can't be split without "
                    "--replications.")
@@ -162,8 +165,11 @@ def _jackknife(means: np.ndarray, wss: np.ndarray, r: int) -> tuple[float, float
     between = np.maximum(s_b2 - within / r, 0.0)
     total = between + within
     share = np.divide(between, total, out=np.full(d, np.nan), where=total > 0)
-    return tuple(float(math.sqrt((d - 1) / d * ((t - t.mean()) ** 2).sum()))
-                 for t in (between, within, share))  # type: ignore[return-value]
+
+    def se(t: np.ndarray) -> float:
+        return math.sqrt((d - 1) / d * float(((t - t.mean()) ** 2).sum()))
+
+    return se(between), se(within), se(share)
 
 
 def _ranges(means: np.ndarray, between: float, r: int) -> tuple[float, float, float, float]:
@@ -192,6 +198,15 @@ def inputs_mode(results: Results) -> str:
     """Return how a job set its uncertain inputs: "sample", "point" or "none"."""
     mode = results.metadata.get("inputs")
     return mode if mode in ("sample", "point") else "none"
+
+
+def job_draws(results: Results) -> np.ndarray:
+    """Return the input draw of each run of a job, in run order.
+
+    The outcomes hold runs 0 .. runs - 1 sorted by run (a stored job is checked for that when
+    loaded), so the run numbers are their positions.
+    """
+    return draws_of(np.arange(results.runs), replications(results))
 
 
 class _Quantities:
@@ -353,7 +368,7 @@ def uncertainty_table(results: Results) -> pd.DataFrame:
     import pandas as pd
 
     r = replications(results)
-    draws = draws_of(results.column("run"), r)
+    draws = job_draws(results)
     rows = []
     for metric, (label, kind, values) in headline_quantities(results).items():
         rows.append({"metric": metric, "label": label, "kind": kind,
@@ -384,7 +399,7 @@ def draw_estimates(results: Results) -> pd.DataFrame:
     import pandas as pd
 
     r = replications(results)
-    draws = draws_of(results.column("run"), r)
+    draws = job_draws(results)
     labels, counts = np.unique(draws, return_counts=True)
     complete = labels[counts == r]  # in the order of _complete_draws
     data = {metric: _complete_draws(np.asarray(values, float), draws, r)[0]
@@ -407,7 +422,7 @@ def clustered_rows(results: Results, rows: list[Estimate]) -> list[Estimate]:
     r = replications(results)
     if r < 2:
         return rows
-    draws = draws_of(results.column("run"), r)
+    draws = job_draws(results)
     clusters = len(np.unique(draws))
     quantities = _Quantities(results)
     out = []

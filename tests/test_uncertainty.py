@@ -356,3 +356,42 @@ def test_report_shows_the_split_table_and_the_spread_plot(job):
     assert "What is known and what is not" in page
     assert page.count("<img") == 5  # the four plots of a job and the input spread
     assert "share due to the unknowns" in page and "unknowns: " in page
+
+
+def test_a_job_ending_in_a_partial_draw_says_so():
+    job = synthetic(runs=405)
+    spread = job.summary().uncertainty
+    assert (spread.draws, spread.runs_used, spread.runs_partial) == (40, 400, 5)
+    assert "The last 5 runs, an incomplete draw" in spread.describe()
+    assert spread.get("flights.p_agreement")["estimate"] == pytest.approx(
+        np.mean(job.column("flights.outcome") == AGREEMENT))
+
+
+# --- with the engine ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def engine_job(tmp_path_factory):
+    """400 baseline runs, the initial tension drawn from a prior, 10 runs per draw, stored."""
+    from helpers_results import scenario
+
+    from sim.montecarlo import run
+
+    s = scenario(climate__initial_tension={"uniform": [0.2, 0.9]})
+    folder = tmp_path_factory.mktemp("engine") / "job"
+    return run(s, runs=400, workers=1, replications=10, out=folder)
+
+
+def test_engine_job_with_a_prior_splits_its_variance_and_keeps_it_when_loaded(engine_job):
+    summary = engine_job.summary()
+    spread = summary.uncertainty
+    assert spread.split and (spread.draws, spread.replications) == (40, 10)
+    # the initial tension decides New START's deadline: the draws matter there
+    row = spread.get("start.p_agreement")
+    assert row["share_unknowns"] > Z * row["share_se"]
+    assert row["se"] > row["se_naive"]
+    loaded = Results.load(engine_job.path)
+    assert loaded.summary().to_dict() == summary.to_dict()
+    stored = json.loads((engine_job.path / "summary.json").read_text())
+    assert stored["uncertainty"]["estimates"]["start.p_agreement"]["share_unknowns"] == \
+        pytest.approx(row["share_unknowns"])

@@ -14,6 +14,11 @@ from ..scenario.models import Scenario
 CATEGORIES = ("none", "agreement", "interim", "default")
 NONE, AGREEMENT, INTERIM, DEFAULT = range(4)
 
+#: Concession horizon T (days) of a side without ``patience_days`` on a topic without a
+#: deadline. A fixed number, not the scenario's horizon: how far an analyst simulates must
+#: not change what happens in the first months (a horizon only truncates).
+DEFAULT_PATIENCE = 730.0
+
 #: Per-track counters in the outcome record, in order.
 TRACK_COUNTERS = ("planned", "held", "cancelled", "postponed", "derailed", "vetoes")
 
@@ -190,7 +195,7 @@ def compile_scenario(scenario: Scenario) -> World:
                 beta=_pair(p.beta for p in pos),
                 k=_pair(p.initial_concession for p in pos),
                 patience=_pair(
-                    p.patience_days or (deadline if math.isfinite(deadline) else horizon)
+                    p.patience_days or (deadline if math.isfinite(deadline) else DEFAULT_PATIENCE)
                     for p in pos
                 ),
                 salience=_pair(p.salience for p in pos),

@@ -244,8 +244,8 @@ class _Run:
                     self.note(topic.name, "interim",
                               f"{topic.label}: deadline reached; {topic.interim_label} taken "
                               f"(demands {high:.2f} / {low:.2f} bracket {topic.interim:.2f})")
-                if topic.interim_end >= self.w.horizon:
-                    return
+                if topic.interim_end == math.inf:
+                    return  # it holds for good
                 # the arrangement buys time: from where they stand, both sides concede
                 # towards their reservation points again, over the arrangement's term
                 tau = self.clock(t)

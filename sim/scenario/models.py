@@ -133,7 +133,7 @@ class Position(_Strict):
         0.0, description="Faratin k: share of the way conceded at t = 0"
     )
     patience_days: PositiveDays | None = Field(
-        None, description="Concession horizon T; the topic's deadline or the horizon if omitted"
+        None, description="Concession horizon T; the topic's deadline, or 730 days without one, if omitted"
     )
     influence: dict[Name, Unit] = Field(
         default_factory=dict,
