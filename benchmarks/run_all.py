@@ -8,6 +8,7 @@ cores are part of what is measured). Modest defaults, about 2 minutes on 2 cores
 * memory.py       --runs 200000  --repeat 1   (not the 1,000,000 of its own default: --full)
 * cli_startup.py                 --repeat 10
 * inputs.py       --runs 6000    --repeat 3
+* discovery.py                   --repeat 3
 
     python benchmarks/run_all.py [--repeat N] [--full] [--wait-idle S] [--only NAME ...]
 
@@ -33,6 +34,7 @@ BENCHMARKS = {
     "memory": ["--runs", "200000", "--repeat", "1"],
     "cli_startup": ["--repeat", "10"],
     "inputs": ["--runs", "6000", "--repeat", "3"],
+    "discovery": ["--repeat", "3"],
 }
 
 

@@ -54,6 +54,9 @@ _EXPORTS = {
     "model_sensitivity": "sim.sweep",
     "Prior": "sim.inputs",
     "problem": "sim.inputs",
+    "uncertainty_table": "sim.uncertainty",
+    "discover": "sim.discovery",
+    "importance": "sim.discovery",
     **{name: "sim.plots" for name in _PLOTS},
 }
 
@@ -61,6 +64,7 @@ __all__ = sorted([*_EXPORTS, "__version__"])
 
 if TYPE_CHECKING:
     from .compare import compare
+    from .discovery import discover, importance
     from .inputs import Prior, problem
     from .model import Outcome, compile_scenario, simulate
     from .montecarlo import run
@@ -81,6 +85,7 @@ if TYPE_CHECKING:
     from .results import Results
     from .scenario import Scenario, ScenarioError, load_scenario, parse_scenario
     from .sweep import model_sensitivity, sweep
+    from .uncertainty import uncertainty_table
 
 
 def __getattr__(name: str):

@@ -457,7 +457,7 @@ def sweep_command(scenario: str, param_specs: tuple[str, ...], design: str, poin
 @main.command("hindcast")
 @click.argument("scenario", type=click.Path(dir_okay=False), default="scenarios/hindcast_2025.yaml")
 @click.option("--facts", type=click.Path(dir_okay=False), default="scenarios/facts/hindcast_2025.yaml",
-              show_default=True, help="YAML list of what happened in the window.")
+              show_default=True, help="Dated facts file: what happened, each with its date.")
 @click.option("--runs", "-n", type=int, default=None, help="Number of runs (default: the scenario's).")
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed (default: the scenario's).")
 @click.option("--workers", "-w", type=int, default=None)
@@ -467,32 +467,112 @@ def sweep_command(scenario: str, param_specs: tuple[str, ...], design: str, poin
 @_reports_bad_input
 def hindcast_command(scenario: str, facts: str, runs: int | None, seed: int | None,
                      workers: int | None, out: str | None, force: bool) -> None:
-    """Run a hindcast scenario and check its predictions against the record."""
-    import json
+    """Run a hindcast scenario and score its forecasts against the dated record.
+
+    Writes the runs (an ordinary results folder) and score.json, reliability.png and
+    pit.png into it; prints each fact's probability and scores, the totals with the skill
+    over the reference forecaster, and how many facts fall inside the central 90%.
+    """
+    import sys
+
+    from .hindcast import hindcast
+    from .scoring import render
+
+    card, folder, written = hindcast(scenario, facts, runs=runs, seed=seed, workers=workers,
+                                     out=out, force=force, progress=sys.stderr.isatty())
+    click.echo(render(card))
+    click.echo(f"Results in {folder}/: " + ", ".join(p.name for p in written))
+
+
+@main.command("score")
+@click.argument("source", metavar="SCENARIO|RESULTS", type=click.Path())
+@click.option("--facts", required=True, type=click.Path(dir_okay=False),
+              help="YAML list of dated facts (observed) and questions (not yet observed).")
+@click.option("--runs", "-n", type=int, default=None, help="Number of runs (default: the scenario's).")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed (default: the scenario's).")
+@click.option("--workers", "-w", type=int, default=None, help="Worker processes (default: all cores).")
+@click.option("--out", "-o", type=click.Path(file_okay=False), default=None,
+              help="Folder for the scores (default: results/<scenario name>-score).")
+@click.option("--force", is_flag=True, help="Replace an existing score folder.")
+@click.option("--forecasts", "forecasts", type=click.Path(dir_okay=False), default=None,
+              help="forecasts.json of an earlier sim score (default: the one in --out, if any).")
+@_reports_bad_input
+def score_command(source: str, facts: str, runs: int | None, seed: int | None,
+                  workers: int | None, out: str | None, force: bool,
+                  forecasts: str | None) -> None:
+    """Score a scenario's forecasts (or a results folder's) against dated facts.
+
+    Each item is evaluated exactly at its date (the scenario is run to every date the facts
+    need, with the same seed and runs); questions' forecasts are stored in forecasts.json.
+    """
     import sys
     from pathlib import Path
 
-    from .hindcast import check_facts, load_facts, render_checks
-    from .montecarlo import run
-    from .results import write_text_atomic
+    from .errors import InputError
+    from .facts import check_fits, load_facts
+    from .hindcast import folder_job, score_into
+    from .results import Results
     from .scenario import load_scenario
+    from .scoring import render
 
-    recorded = load_facts(facts)
-    s = load_scenario(scenario)
-    _check_facts_fit(s, recorded, facts)
-    folder = Path(out) if out else Path("results") / s.name
-    results = run(s, runs=runs, seed=seed, workers=workers, out=folder, force=force,
-                  progress=sys.stderr.isatty())
-    checks = check_facts(results, recorded)
-    report = {"runs": results.runs, "seed": results.seed, "facts_file": str(facts),
-              "inside_central_90": sum(c.inside for c in checks), "facts": len(checks),
-              "checks": [{**c.fact.model_dump(),
-                          "observed": c.fact.observed if c.fact.kind == "count" else c.observed,
-                          "prediction": c.prediction,
-                          "probability": c.probability, "inside": c.inside} for c in checks]}
-    write_text_atomic(folder / "hindcast.json", json.dumps(report, indent=2) + "\n")
-    click.echo(render_checks(checks, results.runs))
-    click.echo(f"Results in {folder}/ (hindcast.json)")
+    items = load_facts(facts)
+    job: dict = {"workers": workers, "progress": sys.stderr.isatty()}
+    if Path(source).is_dir():
+        if runs is not None or seed is not None:
+            raise InputError("--runs and --seed: a results folder is scored with its own runs "
+                             "and seed; give the scenario file to run others")
+        results = Results.load(source)
+        s, job = results.scenario, {**job, **folder_job(results)}
+    else:
+        s = load_scenario(source)
+        job.update(runs=s.runs if runs is None else runs, seed=s.seed if seed is None else seed)
+    check_fits(items, s)
+    folder = Path(out) if out else Path("results") / f"{s.name}-score"
+    if Path(source).is_dir() and folder.resolve() == Path(source).resolve():
+        raise InputError(f"--out {folder}: that is the results folder being scored; choose "
+                         "another --out")
+    card, written = score_into(folder, s, items, force=force, forecasts=forecasts, **job)
+    click.echo(render(card))
+    click.echo(f"Scores in {folder}/: " + ", ".join(p.name for p in written))
+
+
+@main.command("discover")
+@click.argument("results_folder", metavar="RESULTS", type=click.Path(file_okay=False))
+@click.option("--outcome", "-y", "outcome", required=True, metavar="EXPR",
+              help="The outcome of interest, e.g. \"start.outcome == 'agreement'\", "
+                   "\"flights.day < 365\", \"summits_held >= 1\".")
+@click.option("--threshold", type=float, default=None,
+              help="Least density of each box's chosen peeling point (default 0.8).")
+@click.option("--out", "-o", type=click.Path(file_okay=False), default=None,
+              help="Folder for discovery.json and its plots (default: RESULTS).")
+@click.option("--quiet", "-q", is_flag=True, help="Print only the paths written.")
+@_reports_bad_input
+def discover(results_folder: str, outcome: str, threshold: float | None, out: str | None,
+             quiet: bool) -> None:
+    """Find where in the uncertain inputs an outcome concentrates (PRIM), and what matters.
+
+    Prints PRIM's boxes with coverage, density and mass, a classification tree's rules as a
+    second opinion, and the inputs ranked by extra-trees feature scores; writes
+    discovery.json, discovery_trajectory.png and discovery_limits.png.
+    """
+    from pathlib import Path
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from . import discovery
+    from .results import Results
+
+    results = Results.load(results_folder)
+    found = discovery.discover(results, outcome, threshold=threshold)
+    folder = Path(out) if out else Path(results_folder)
+    written = discovery.save_discovery(found, folder)
+    if not quiet:
+        click.echo(discovery.render_discovery(found))
+        click.echo(discovery.render_importance(discovery.importance(results, [found.outcome])))
+        click.echo(f"Discovery in {folder}/:")
+    for path in written:
+        click.echo(f"  {path}")
 
 
 def _check_facts_fit(scenario, facts, path: str) -> None:

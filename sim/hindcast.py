@@ -1,123 +1,194 @@
-"""Hindcast: the predictive distribution of a past period held against what happened.
+"""Forecasts held to account: ``sim score`` and the 2025 hindcast (``sim hindcast``).
 
-For each recorded fact the check gives the model's predictive probability of what happened
-(for a topic agreed or not) or its central 90% interval (for a count), and whether the fact
-falls inside the central 90%. With calibrated forecasts about 9 facts in 10 should.
+A facts file (:mod:`sim.facts`) lists dated facts and questions. :func:`scorecard` runs the
+scenario to every date they need (exactly: a horizon only truncates), turns the runs into
+each item's forecast, scores the facts (:mod:`sim.scoring`: log score, Brier, RPS, PIT,
+skill over a stated reference forecaster) and keeps the questions' forecasts.
+
+Output folder (a plain "results" folder claimed through :func:`sim.outputs.claim`; in the
+hindcast, the job's own results folder): :data:`SCORE_FILES`
+
+* ``score.json``: every fact with its forecast, scores and reference; totals, skill,
+  coverage; the job (scenario hash, seed, runs, version, date made);
+* ``reliability.png``: reliability diagram of the yes/no facts;
+* ``pit.png``: histogram of the counts' randomised PIT values;
+* ``forecasts.json`` (when there are questions): the questions' forecasts with the scenario
+  hash, seed, runs, package version and the date made. Filled in later, the same facts
+  file scores these stored forecasts when the scenario is the same (see
+  :func:`sim.facts.stored_forecasts`), rather than forecasts made after the fact.
+
+The hindcast is this scorer on ``scenarios/hindcast_2025.yaml`` (a forecast made as of
+20 January 2025) with the dated record of 2025 (``scenarios/facts/hindcast_2025.yaml``); it
+also writes the job's runs (an ordinary results folder), and prints the old coverage
+count ("k of n facts fall inside the central 90%") among the scores.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import math
 from pathlib import Path
-from typing import Literal
-
-import numpy as np
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from typing import TYPE_CHECKING, Any
 
 from .errors import InputError
-from .model.compiled import AGREEMENT
-from .results import Results
-from .scenario.loading import ScenarioError, read_yaml_file, validation_problems
-from .scenario.models import Int
+from .facts import (
+    FactsFile,
+    Forecast,
+    check_fits,
+    evaluate,
+    forecasts_of,
+    job_description,
+    load_facts,
+    read_stored,
+    stored_forecasts,
+    stored_text,
+)
+from .scoring import Scorecard, pit_figure, reliability_figure, score
 
-CENTRAL = 0.90
+if TYPE_CHECKING:
+    from .results import Results
+    from .scenario import Scenario
 
+#: The files scoring writes into its folder (forecasts.json only when there are questions).
+SCORE_FILES = ("score.json", "reliability.png", "pit.png", "forecasts.json")
+DEFAULT_SCENARIO = "scenarios/hindcast_2025.yaml"
+DEFAULT_FACTS = "scenarios/facts/hindcast_2025.yaml"
 
-class Fact(BaseModel):
-    """One thing that happened in the hindcast window."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    label: str
-    kind: Literal["count", "agreed", "not_agreed"]
-    column: str | None = None
-    topic: str | None = None
-    observed: Int | None = None  # a count: `yes` or "2" is refused, not read as 1 or 2
-    source: str = ""
-
-    @model_validator(mode="after")
-    def _fields_for_kind(self) -> Fact:
-        if self.kind == "count" and (self.column is None or self.observed is None):
-            raise ValueError("a count fact needs column and observed")
-        if self.kind != "count" and self.topic is None:
-            raise ValueError(f"an {self.kind} fact needs topic")
-        return self
+Stored = dict[str, tuple[Forecast, dict[str, Any]]]
 
 
-class _FactsFile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    facts: list[Fact]
+def scorecard(scenario: Scenario, facts: FactsFile, *, runs: int, seed: int,
+              stored: Stored | None = None, have: dict[int, Results] | None = None,
+              **job: Any) -> Scorecard:
+    """Return the facts scored and the questions forecast, from ``runs`` runs with ``seed``
+    to each date (``job``: see :func:`sim.facts.evaluate`)."""
+    made = job_description(scenario, seed=seed, runs=runs)
+    values = evaluate(scenario, facts.items, runs=runs, seed=seed, have=have, **job)
+    fresh = forecasts_of(facts.items, values, made)
+    used, notes = stored_forecasts(facts.items, stored or {}, scenario)
+
+    def forecast(label: str) -> Forecast:
+        return used.get(label, fresh[label])
+
+    scored = [score(i, forecast(i.label), scenario, stored=i.label in used) for i in facts.facts]
+    questions = [(i, forecast(i.label)) for i in facts.questions]
+    return Scorecard(scored, questions, {**made, "facts_file": str(facts.path)}, notes)
 
 
-@dataclass(frozen=True)
-class FactCheck:
-    """A fact against the predictive distribution."""
+def write_outputs(folder: Path, card: Scorecard) -> list[Path]:
+    """Write score.json, reliability.png, pit.png and (if any) forecasts.json; return them."""
+    import matplotlib
 
-    fact: Fact
-    observed: str
-    prediction: str
-    probability: float  # P(what happened): exact count, or the topic's observed state
-    inside: bool
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .results import write_atomic, write_text_atomic
+
+    written = [folder / "score.json"]
+    write_text_atomic(written[0], json.dumps(_finite(card.to_dict()), indent=2) + "\n")
+    for name, fig in (("reliability.png", reliability_figure(card)), ("pit.png", pit_figure(card))):
+        write_atomic(folder / name, lambda tmp, fig=fig: fig.savefig(tmp, format="png"))
+        plt.close(fig)
+        written.append(folder / name)
+    kept = [(i, f) for i, f in card.questions] + [(s.item, s.forecast) for s in card.scored
+                                                  if s.stored]
+    if kept:
+        text = stored_text([i for i, _ in kept], {i.label: f for i, f in kept})
+        write_text_atomic(folder / "forecasts.json", text)
+        written.append(folder / "forecasts.json")
+    return written
 
 
-def load_facts(path: str | Path) -> list[Fact]:
-    """Return the facts listed in a YAML file, validated.
+def _finite(data: Any) -> Any:
+    """JSON has no NaN: undefined numbers (a skill with no reference) become null."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return None
+    if isinstance(data, dict):
+        return {k: _finite(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_finite(v) for v in data]
+    return data
 
-    The file is read like a scenario file (a regular UTF-8 file, safe YAML, no duplicate
-    keys); :class:`InputError` lists every problem, one per line, each with its line.
+
+def stored_in(folder: Path, path: str | Path | None, notes: list[str]) -> Stored:
+    """Return the stored forecasts to use: ``path`` if given, else the folder's
+    forecasts.json if it has one (read before the folder is replaced)."""
+    from .outputs import is_ours, is_regular_file
+
+    if path is not None:
+        return read_stored(Path(path))
+    candidate = folder / "forecasts.json"
+    if not (is_ours(folder, "results") and is_regular_file(candidate)):
+        return {}
+    try:
+        return read_stored(candidate)
+    except InputError as exc:
+        notes.append(f"ignored {exc}")
+        return {}
+
+
+def score_into(folder: Path, scenario: Scenario, facts: FactsFile, *, force: bool,
+               forecasts: str | Path | None = None, **kwargs: Any) -> tuple[Scorecard, list[Path]]:
+    """Score ``facts`` on ``scenario`` (``kwargs``: see :func:`scorecard`) into ``folder``,
+    a folder claimed for this (``force`` replaces one that sim wrote)."""
+    from .outputs import claim, discard, record
+
+    notes: list[str] = []
+    stored = stored_in(folder, forecasts, notes)
+    lock, created = claim(folder, "results", force=force)
+    try:
+        card = scorecard(scenario, facts, stored=stored, **kwargs)
+        card.notes[:0] = notes
+        written = write_outputs(folder, card)
+        record(folder, written)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        discard(folder, "results", created)
+        raise
+    if lock is not None:
+        lock.release()
+    return card, written
+
+
+def folder_job(results: Results) -> dict[str, Any]:
+    """The job a results folder holds, to run again to other dates: its runs, seed and
+    input mode, and its own runs for the dates at its horizon's end."""
+    meta = results.metadata
+    inputs = meta.get("inputs") if meta.get("inputs") in ("sample", "point") else "sample"
+    return {"runs": results.runs, "seed": results.seed, "inputs": inputs,
+            "replications": int(meta.get("replications", 1)),
+            "have": {results.scenario.horizon_days: results}}
+
+
+def hindcast(scenario_path: str | Path, facts_path: str | Path, *, runs: int | None,
+             seed: int | None, workers: int | None, out: str | Path | None, force: bool,
+             progress: bool = False) -> tuple[Scorecard, Path, list[Path]]:
+    """Run the hindcast into its results folder, then score the facts into the same folder.
+
+    Everything is checked (the facts file, the scenario, the items against it) before
+    anything runs or is written.
     """
-    path = Path(path)
+    from .montecarlo import run
+    from .outputs import FolderLock, record
+    from .scenario import load_scenario
+
+    facts = load_facts(facts_path)
+    scenario = load_scenario(scenario_path)
+    check_fits(facts, scenario)
+    folder = Path(out) if out else Path("results") / scenario.name
+    notes: list[str] = []
+    stored = stored_in(folder, None, notes)
+    results = run(scenario, runs=runs, seed=seed, workers=workers, out=folder, force=force,
+                  progress=progress)
+    card = scorecard(scenario, facts, stored=stored, workers=workers, progress=progress,
+                     **folder_job(results))
+    card.notes[:0] = notes
+    lock = FolderLock(folder)
+    lock.acquire()
     try:
-        data, lines = read_yaml_file(path, "facts file")
-    except ScenarioError as exc:
-        raise InputError(str(exc)) from None
-    if not isinstance(data, dict):
-        raise InputError(f"{path}:1: a facts file is a mapping with the key 'facts'")
-    try:
-        return _FactsFile.model_validate(data).facts
-    except ValidationError as exc:
-        problems = validation_problems(exc.errors(include_url=False), lines, file=str(path))
-        raise InputError("\n".join(str(p) for p in problems)) from None
-
-
-def check_facts(results: Results, facts: list[Fact]) -> list[FactCheck]:
-    """Return each fact checked against the runs in ``results``."""
-    checks = []
-    tail = (1 - CENTRAL) / 2
-    for fact in facts:
-        if fact.kind == "count":
-            if fact.column not in results.outcomes.columns:
-                raise InputError(f"fact '{fact.label}': no outcome column '{fact.column}'")
-            x = results.column(fact.column).astype(float)
-            low, high = np.quantile(x, [tail, 1 - tail], method="inverted_cdf")
-            p = float(np.mean(x == fact.observed))
-            checks.append(FactCheck(
-                fact, str(fact.observed),
-                f"90% interval [{low:g}, {high:g}], mean {x.mean():.2f}", p,
-                bool(low <= fact.observed <= high)))
-        else:
-            if f"{fact.topic}.outcome" not in results.outcomes.columns:
-                raise InputError(f"fact '{fact.label}': no topic '{fact.topic}'")
-            agreed = float(np.mean(results.column(f"{fact.topic}.outcome") == AGREEMENT))
-            p = agreed if fact.kind == "agreed" else 1.0 - agreed
-            observed = "agreed" if fact.kind == "agreed" else "not agreed"
-            checks.append(FactCheck(fact, observed, f"P(agreed) = {agreed:.1%}", p, p >= tail))
-    return checks
-
-
-def render_checks(checks: list[FactCheck], runs: int) -> str:
-    """Return the fact-by-fact table and the honest count."""
-
-    from rich.table import Table
-
-    table = Table(title=f"Hindcast: {runs:,} runs against the record")
-    for col in ("fact", "observed", "model", "P(observed)", "in central 90%"):
-        table.add_column(col, justify="left" if col in ("fact", "model") else "right")
-    for c in checks:
-        table.add_row(c.fact.label, c.observed, c.prediction, f"{c.probability:.1%}",
-                      "yes" if c.inside else "NO")
-    inside = sum(c.inside for c in checks)
-    from .summary import render_text
-
-    return render_text(table, f"{inside} of {len(checks)} facts fall inside the central 90% "
-                       f"(about {CENTRAL * len(checks):.0f} expected if the model is calibrated).")
+        written = write_outputs(folder, card)
+        record(folder, written)  # ours, so that --force may replace them
+    finally:
+        lock.release()
+    return card, folder, written

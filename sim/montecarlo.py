@@ -127,6 +127,11 @@ def _start_worker(payloads: dict[str, str]) -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _install(payloads)
+    # what the worker inherited (modules, the scenarios) lives as long as it does: keep it
+    # out of the garbage collector's full passes, which per-run allocations would trigger
+    import gc
+
+    gc.freeze()
 
 
 def _run_task(task: Task) -> tuple[Task, dict[str, np.ndarray]]:

@@ -53,7 +53,9 @@ class Layout:
 
 RESULTS = Layout(
     files=(MARKER, "job.json", "scenario.yaml", "tally.npz", "summary.json", "metadata.json",
-           "outcomes.csv", "report.html", "hindcast.json"),
+           "outcomes.csv", "report.html", "hindcast.json", "discovery.json",
+           "discovery_trajectory.png", "discovery_limits.png", "score.json", "forecasts.json",
+           "reliability.png", "pit.png"),
     folders={"outcomes": Layout(files=("part-*.parquet",)), "plots": Layout(files=())},
 )
 SWEEP = Layout(

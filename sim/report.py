@@ -74,7 +74,51 @@ def _summary_html(res: Results) -> str:
             f'<p class="meta">{res.runs:,} runs, seed {meta.get("seed")}, from {res.scenario.start} '
             f"over {res.scenario.horizon_days} days; executor {html.escape(str(meta.get('executor')))}"
             f" ({meta.get('workers')} workers)</p>")
-    return head + _topics_html(s) + _meetings_html(s) + _spread_html(s)
+    return head + _topics_html(s) + _meetings_html(s) + _spread_html(s) + _drivers_html(res)
+
+
+#: Inputs shown per headline outcome in the report's ranking.
+TOP_INPUTS = 5
+
+
+def _drivers_html(res: Results) -> str:
+    """Return, for runs with sampled priors, the top unknowns and the first PRIM box of each
+    headline outcome (:mod:`sim.discovery`); empty otherwise."""
+    if res.metadata.get("inputs") != "sample" or res.inputs.empty:
+        return ""
+    from .discovery import discover, headline_outcomes, importance
+
+    outcomes = headline_outcomes(res)
+    ranking = importance(res, outcomes)
+    parts = ["<h3>What drives the outcomes</h3>",
+             "<p class='meta'>For each headline outcome: the uncertain inputs it depends on "
+             "most (extra-trees importance with a bootstrap 95% interval, from these runs), "
+             "and the first PRIM box: the ranges of the inputs where the outcome concentrates, "
+             "with its coverage (share of the outcome's runs inside) and density (share of "
+             "the box's runs with the outcome).</p>",
+             "<table>" + _header(["outcome", "top unknowns", "first box", "coverage",
+                                  "density"])]
+    for name, condition in outcomes.items():
+        rows = ranking[ranking["outcome"] == name].head(TOP_INPUTS)
+        if rows.empty:
+            continue  # holds in every run or in none: nothing drives it
+        top = "<br>".join(f"{html.escape(r.input)} {r.score:.3f} [{r.low:.3f}, {r.high:.3f}]"
+                          for r in rows.itertuples())
+        found = discover(res, condition)
+        box = found.prim_boxes[0] if found.prim_boxes else None
+        limits = ("(none found)" if box is None else "<br>".join(
+            f"{html.escape(k)}: {html.escape(_limit(v))}" for k, v in box.limits.items()))
+        parts.append(_row([html.escape(condition), top, limits,
+                           "" if box is None else f"{box.coverage:.2f}",
+                           "" if box is None else f"{box.density:.2f}"]))
+    parts.append("</table>")
+    return "".join(parts)
+
+
+def _limit(value) -> str:
+    if isinstance(value, tuple) and len(value) == 2 and all(isinstance(x, float) for x in value):
+        return f"{value[0]:.3g} to {value[1]:.3g}"
+    return "{" + ", ".join(map(str, value)) + "}"
 
 
 def _topics_html(s: Summary) -> str:

@@ -391,7 +391,7 @@ class Results:
         if self._columns is not None or self._outcomes is not None:
             series = self.outcomes[name]
         else:
-            series = self._read_outcomes(columns=["run", name])[name]
+            series = self._read_outcomes(columns=list(dict.fromkeys(["run", name])))[name]
         if isinstance(series.dtype, pd.CategoricalDtype):
             return series.cat.codes.to_numpy()
         return series.to_numpy()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 
 import numpy as np
 import pytest
@@ -26,9 +25,7 @@ from helpers_results import (
 from scipy import stats
 
 from sim.compare import compare
-from sim.errors import InputError
-from sim.hindcast import Fact, check_facts, load_facts
-from sim.model.compiled import AGREEMENT
+from sim.facts import load_facts
 from sim.reference import reference_forecast
 from sim.results import Results
 from sim.scenario import load_scenario
@@ -148,11 +145,8 @@ def test_venue_security_brings_vetoes_and_fewer_irritant_rounds(baseline):
 
 
 # --- the hindcast -------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def hindcast():
-    return cached_run("hindcast_2025", RUNS)
+# The facts file's format, the evaluation at dates and the scores are tested in
+# tests/test_facts.py and tests/test_scoring.py; here the shipped record and the command.
 
 
 @pytest.fixture(scope="module")
@@ -160,100 +154,49 @@ def facts():
     return load_facts(FACTS)
 
 
-def interval_of(prediction: str) -> tuple[float, float]:
-    m = re.match(r"90% interval \[(-?[\d.e+-]+), (-?[\d.e+-]+)\], mean", prediction)
-    assert m, prediction
-    return float(m.group(1)), float(m.group(2))
-
-
-def test_the_record_has_fourteen_facts(facts):
-    assert len(facts) == 14
-    assert sum(f.kind == "count" for f in facts) == 8
+def test_the_record_has_fourteen_dated_facts(facts):
+    assert len(facts) == 14 and not facts.questions
+    assert sum(not f.yes_no for f in facts) == 8
     assert all(f.source for f in facts), "every fact says where it comes from"
-
-
-def test_count_fact_interval_is_the_central_ninety_percent_of_the_column(hindcast, facts):
-    for fact, check in zip(facts, check_facts(hindcast, facts)):
-        if fact.kind != "count":
-            continue
-        x = hindcast.column(fact.column).astype(float)
-        low, high = np.quantile(x, [0.05, 0.95], method="inverted_cdf")
-        assert interval_of(check.prediction) == (low, high), fact.label
-        assert check.probability == pytest.approx(np.mean(x == fact.observed))
-        assert check.inside == (low <= fact.observed <= high)
-        assert check.observed == str(fact.observed)
-
-
-def test_topic_fact_probability_is_the_share_of_runs_with_what_happened(hindcast, facts):
-    for fact, check in zip(facts, check_facts(hindcast, facts)):
-        if fact.kind == "count":
-            continue
-        agreed = np.mean(hindcast.column(f"{fact.topic}.outcome") == AGREEMENT)
-        expected = agreed if fact.kind == "agreed" else 1 - agreed
-        assert check.probability == pytest.approx(expected), fact.label
-        assert check.inside == (expected >= 0.05)
-
-
-def test_a_fact_outside_the_interval_is_flagged(hindcast):
-    x = hindcast.column("calls.held")
-    far = int(x.max()) + 5
-    fact = Fact(label="too many calls", kind="count", column="calls.held", observed=far)
-    check = check_facts(hindcast, [fact])[0]
-    assert check.probability == 0.0 and not check.inside
-
-
-@pytest.mark.parametrize("fact,message", [
-    (Fact(label="x", kind="count", column="calls.nothing", observed=1), "no outcome column"),
-    (Fact(label="x", kind="agreed", topic="arctic"), "no topic"),
-])
-def test_facts_about_unknown_columns_or_topics_are_input_errors(hindcast, fact, message):
-    with pytest.raises(InputError, match=message):
-        check_facts(hindcast, [fact])
-
-
-@pytest.mark.parametrize("text,message", [
-    ("facts:\n  - {label: x, kind: guessed, topic: start}\n", "kind"),
-    ("facts:\n  - {label: x, kind: count, observed: 2}\n", "column and observed"),
-    ("facts:\n  - {label: x, kind: agreed}\n", "needs topic"),
-    ("facts:\n  - {label: x, kind: agreed, topic: start, colour: red}\n", "colour"),
-    ("facts: [unclosed\n", "malformed YAML"),
-])
-def test_a_bad_facts_file_is_an_input_error(tmp_path, text, message):
-    path = tmp_path / "facts.yaml"
-    path.write_text(text, encoding="utf-8")
-    with pytest.raises(InputError, match=message):
-        load_facts(path)
-    with pytest.raises(InputError, match="cannot read"):
-        load_facts(tmp_path / "missing.yaml")
 
 
 @pytest.mark.slow
 def test_sim_hindcast_runs_and_checks_the_record(tmp_path, facts):
+    from sim.hindcast import folder_job, scorecard
+
     out = tmp_path / "hc"
     proc = sim_cli("hindcast", "--runs", str(RUNS), "-w", "1", "--out", str(out), cwd=REPO)
     assert proc.returncode == 0, proc.stderr
     assert "of 14 facts fall inside the central 90%" in proc.stdout
-    report = json.loads((out / "hindcast.json").read_text(encoding="utf-8"))
-    assert report["runs"] == RUNS and report["facts"] == 14
+    assert "skill" in proc.stdout
+    report = json.loads((out / "score.json").read_text(encoding="utf-8"))
+    assert report["runs"] == RUNS and len(report["facts"]) == 14
     assert report["seed"] == load_scenario(SCENARIOS / "hindcast_2025.yaml").seed
-    checks = report["checks"]
+    checks = report["facts"]
     assert [c["label"] for c in checks] == [f.label for f in facts]
-    assert report["inside_central_90"] == sum(c["inside"] for c in checks)
-    assert f"{report['inside_central_90']} of 14 facts" in proc.stdout
+    inside = report["coverage"]["inside_central_90"]
+    assert inside == sum(c["inside_central_90"] for c in checks)
+    assert f"{inside} of 14 facts" in proc.stdout
     for c, fact in zip(checks, facts):
-        assert {"label", "kind", "column", "topic", "source", "observed", "prediction",
-                "probability", "inside"} <= set(c)
-        assert c["kind"] == fact.kind and c["source"] == fact.source
-        assert 0.0 <= c["probability"] <= 1.0 and isinstance(c["inside"], bool)
-        if fact.kind == "count":
-            assert c["column"] == fact.column and str(c["observed"]) == str(fact.observed)
+        assert c["source"] == fact.source and c["observed"] == fact.observed
+        assert c["kind"] == ("yes/no" if fact.yes_no else "count")
+        assert 0.0 <= c["p_observed"] <= 1.0 and isinstance(c["inside_central_90"], bool)
+        names = {"brier", "log"} if fact.yes_no else {"rps", "log"}
+        assert set(c["scores"]) == names and set(c["reference_scores"]) == names
+        if fact.yes_no:
+            p_yes = c["forecast"]["p_yes"]
+            assert c["p_observed"] == pytest.approx(p_yes if fact.observed else 1 - p_yes)
         else:
-            assert c["topic"] == fact.topic
-            assert c["observed"] == ("agreed" if fact.kind == "agreed" else "not agreed")
-    # the folder is an ordinary results folder: the same checks come back from it
-    again = check_facts(Results.load(out), facts)
-    assert [c.probability for c in again] == [c["probability"] for c in checks]
-    assert [c.prediction for c in again] == [c["prediction"] for c in checks]
+            pmf = c["forecast"]["pmf"]
+            assert c["p_observed"] == pytest.approx(pmf[fact.observed] if fact.observed < len(pmf) else 0)
+            assert 0.0 <= c["pit"] <= 1.0
+    for name in ("score.json", "reliability.png", "pit.png"):
+        assert (out / name).is_file()
+    # the folder is an ordinary results folder: scoring it again gives the same scores
+    res = Results.load(out)
+    again = scorecard(res.scenario, facts, workers=1, **folder_job(res))
+    assert [s.p for s in again.scored] == [c["p_observed"] for c in checks]
+    assert [s.scores for s in again.scored] == [c["scores"] for c in checks]
 
 
 def test_sim_hindcast_with_a_bad_facts_file_is_a_clean_error(tmp_path):

@@ -13,12 +13,13 @@ or drawn.
 
 from __future__ import annotations
 
-import itertools
+import copy
 import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import fields
 from typing import Any
+
+import numpy as np
 
 from ..scenario.models import TACTIC_BETA, Scenario
 from .compiled import World
@@ -63,135 +64,185 @@ def unsupported(key: str) -> str | None:
     return "no prior may sit here (see 'Uncertain inputs' in docs/model.md for the keys that may)"
 
 
-def _asdict(record: Any) -> dict[str, Any]:
-    return {f.name: getattr(record, f.name) for f in fields(record)}
-
-
 class Patcher:
-    """Builds a run's world from the base world and the run's values of the uncertain keys."""
+    """Builds the worlds of a chunk of runs from the base world and the runs' input values.
+
+    The work is done column by column for the whole chunk (numpy where it pays); then, run
+    by run, the values are written into a scratch copy of the specs the keys touch, while
+    every other spec is shared with the base world. The venue specs are not copied: a run
+    reads only their labels; what their security, neutrality and acceptability decide lives
+    in the tracks' venue fields, which are.
+    """
 
     def __init__(self, scenario: Scenario, world: World, keys: list[str]):
         self.world = world
+        self.scenario = scenario
+        self.keys = list(keys)
         self.sig = tuple(scenario.signatories)
         self.topic_index = {n: i for i, n in enumerate(scenario.topics)}
         self.track_index = {n: i for i, n in enumerate(scenario.tracks)}
         self.venue_index = {n: i for i, n in enumerate(scenario.venues)}
         self.shock_index = {n: i for i, n in enumerate(scenario.shocks)}
-        self.scenario = scenario
-        self.setters: list[tuple[str, Callable[[_Draft, Any], None]]] = [
-            (key, self._setter(key)) for key in keys]
-        self.topics_with_pull = {key.split(".")[3] for key in keys
-                                 if key.startswith("sides.") and self._is_influence_key(key)}
-        self.venue_keys = any(k.startswith("venues.") for k in keys)
-        self.half_life_keys = any(k.endswith("half_life_days") for k in keys)
+        self.writes: list[tuple[str, Target, Callable[[Any], Any]]] = []
+        for key in self.keys:
+            self.writes += self._writes(key)
+        self.pull_topics = sorted({self.topic_index[k.split(".")[3]] for k in self.keys
+                                   if k.startswith("sides.") and self._is_influence_key(k)})
+        self.venue_keys = [k for k in self.keys if k.startswith("venues.")]
+        self.regroup = any(k.endswith("half_life_days") for k in self.keys)
 
     def _is_influence_key(self, key: str) -> bool:
         parts = key.split(".")
-        side = parts[1]
-        return (self.scenario.sides[side].role == "influencer"
+        return (self.scenario.sides[parts[1]].role == "influencer"
                 and (parts[-2] == "influence" or parts[-1] == "ideal"))
+
+    # --- one run, or a chunk ----------------------------------------------------------
 
     def world_for(self, values: Mapping[str, Any]) -> World:
         """Return the world of one run whose uncertain keys take ``values``."""
-        draft = _Draft(self.world)
-        for key, setter in self.setters:
-            setter(draft, values[key])
-        for topic in self.topics_with_pull:
-            self._pull(draft, self.topic_index[topic])
+        return next(self.worlds({k: [values[k]] for k in self.keys}, 1))
+
+    def worlds(self, values: Mapping[str, Any], n: int):
+        """Yield the world of each of ``n`` runs; ``values`` holds each key's ``n`` values.
+
+        The world yielded is this patcher's scratch copy: the specs the keys touch are copied
+        once, and each run's values are written into those copies, so a yielded world is
+        valid until the next one is drawn (a worker runs one world at a time).
+        """
+        columns = self._columns(values, n)
+        world, cells = self._scratch(columns)
+        assignments = [(obj, name, columns[target]) for obj, name, target in cells]
+        put = object.__setattr__  # the specs are frozen for the model; this copy is ours
+        for r in range(n):
+            for obj, name, column in assignments:
+                put(obj, name, column[r])
+            yield world
+
+    def _scratch(self, columns: Mapping[Target, Any]) -> tuple[World, list[tuple[Any, str, Target]]]:
+        """Return the scratch world and, per changed field, (its spec copy, name, target)."""
+        targets = tuple(sorted(columns, key=repr))
+        if getattr(self, "_scratch_for", None) == targets:
+            return self._scratch_world, self._scratch_cells
+        base = self.world
+        copies: dict[tuple[str, int], Any] = {}
+        cells = []
+        for target in targets:
+            kind, index, field = target
+            if kind == "world":
+                continue
+            key = (kind, index)
+            if key not in copies:
+                copies[key] = copy.copy(getattr(base, kind)[index])
+            cells.append((copies[key], field, target))
+        parts = {kind: tuple(copies.get((kind, i), spec) for i, spec in enumerate(getattr(base, kind)))
+                 for kind in ("topics", "tracks", "shocks")}
+        world = copy.copy(base)
+        for kind, specs in parts.items():
+            object.__setattr__(world, kind, specs)
+        cells += [(world, field, (kind, index, field)) for kind, index, field in targets
+                  if kind == "world"]
+        self._scratch_for, self._scratch_world, self._scratch_cells = targets, world, cells
+        return world, cells
+
+    # --- the chunk's columns ------------------------------------------------------------
+
+    def _columns(self, values: Mapping[str, Any], n: int) -> dict[Target, list[Any]]:
+        """Return each changed spec field's value in each run, as plain Python values."""
+        slots: dict[Target, dict[int, Any]] = {}
+        plain: dict[Target, Any] = {}
+        for key, target, transform in self.writes:
+            column = transform(values[key])
+            kind, index, field, slot = target
+            if slot is None:
+                plain[(kind, index, field, None)] = column
+            else:
+                slots.setdefault((kind, index, field, None), {})[slot] = column
+        out: dict[Target, list[Any]] = {}
+        for (kind, index, field, _), column in plain.items():
+            out[(kind, index, field)] = _as_list(column, n)
+        for (kind, index, field, _), by_slot in slots.items():
+            base = self._base(kind, index, field)
+            pair = [_as_list(by_slot[s], n) if s in by_slot else [base[s]] * n for s in (0, 1)]
+            out[(kind, index, field)] = list(zip(*pair))
+        if self.pull_topics:
+            self._pull(values, n, out)
         if self.venue_keys:
-            self._venue_fields(draft)
-        if self.half_life_keys:
-            self._groups(draft)
-        return draft.build()
+            self._venue_fields(values, n, out)
+        if self.regroup:
+            self._groups(values, n, out)
+        return out
 
-    # --- one setter per kind of key ---------------------------------------------------
+    def _base(self, kind: str, index: int | None, field: str) -> Any:
+        return getattr(self.world if kind == "world" else getattr(self.world, kind)[index], field)
 
-    def _setter(self, key: str) -> Callable[[_Draft, Any], None]:
+    # --- which spec fields each key writes ------------------------------------------------
+
+    def _writes(self, key: str) -> list[tuple[str, Target, Callable[[Any], Any]]]:
         parts = key.split(".")
         head = parts[0]
         if head == "sides":
-            return self._side_setter(parts)
-        if head == "topics":
-            return self._topic_setter(parts)
-        if head == "tracks":
-            return self._track_setter(parts)
-        if head == "venues":
-            return self._venue_setter(parts)
-        if head == "shocks":
-            return self._shock_setter(parts)
-        if head == "climate":
-            return self._climate_setter(parts[1])
-        if key == "bargaining.noise":
-            return lambda d, v: d.set_world("noise", float(v))
-        if key == "bargaining.protocol":
-            own = [i for i, tr in enumerate(self.scenario.tracks.values()) if tr.protocol is None]
+            found = self._side_writes(parts)
+        elif head == "topics":
+            found = self._topic_writes(parts)
+        elif head == "tracks":
+            found = self._track_writes(parts)
+        elif head == "venues":
+            found = []  # read by _venue_fields
+        elif head == "shocks":
+            found = self._shock_writes(parts)
+        elif head == "climate":
+            field = parts[1]
+            if field == "reversion_half_life_days":
+                found = [(("world", None, "reversion", None), _rate)]
+            else:
+                found = [(("world", None, field, None), _floats)]
+        elif key == "bargaining.noise":
+            found = [(("world", None, "noise", None), _floats)]
+        elif key == "bargaining.protocol":
+            found = [(("tracks", i, "rubinstein", None), _equals("rubinstein"))
+                     for i, tr in enumerate(self.scenario.tracks.values()) if tr.protocol is None]
+        else:
+            raise ValueError(f"{key}: {unsupported(key)}")
+        return [(key, target, transform) for target, transform in found]
 
-            def protocol(d: _Draft, v: Any) -> None:
-                for i in own:
-                    d.track(i)["rubinstein"] = v == "rubinstein"
-            return protocol
-        raise ValueError(f"{key}: {unsupported(key)}")
-
-    def _side_setter(self, parts: list[str]) -> Callable[[_Draft, Any], None]:
+    def _side_writes(self, parts: list[str]) -> list[tuple[Target, Callable[[Any], Any]]]:
         side = parts[1]
         if len(parts) == 3:
-            if parts[2] == "capability":  # weighs the reference forecast only
-                return lambda d, v: None
-            index = self.sig.index(side) if side in self.sig else None
-            if index is None:  # an influencer's discount plays no part
-                return lambda d, v: None
-
-            def discount(d: _Draft, v: Any) -> None:
-                pair = list(d.world_field("discount"))
-                pair[index] = float(v)
-                d.set_world("discount", tuple(pair))
-            return discount
+            if parts[2] == "discount" and side in self.sig:
+                return [(("world", None, "discount", self.sig.index(side)), _floats)]
+            return []  # capability weighs the reference forecast only; an influencer's
+            # discount plays no part
         topic, field = parts[3], parts[4]
         j = self.topic_index[topic]
-        if side not in self.sig:  # an influencer: its ideal and influence feed the pull
-            return lambda d, v: d.influence(j, side, parts[4:], v)
+        if side not in self.sig:
+            return []  # an influencer: its ideal and influence feed the pull (_pull)
         i = self.sig.index(side)
         position = self.scenario.sides[side].topics[topic]
-
-        def pair_set(name: str, value: float) -> Callable[[_Draft], None]:
-            def apply(d: _Draft) -> None:
-                spec = d.topic(j)
-                pair = list(spec[name])
-                pair[i] = value
-                spec[name] = tuple(pair)
-            return apply
-
-        if field == "ideal":
-            if position.opening is not None:
-                return lambda d, v: None  # the opening demand is given: the ideal is not read
-            return lambda d, v: pair_set("opening", float(v))(d)
         names = {"opening": "opening", "reservation": "reservation", "salience": "salience",
-                 "initial_concession": "k", "patience_days": "patience"}
+                 "initial_concession": "k", "patience_days": "patience", "concession": "beta"}
         if field in names:
-            return lambda d, v: pair_set(names[field], float(v))(d)
-        if field == "concession":
-            return lambda d, v: pair_set("beta", float(v))(d)
-        if field == "tactic":
-            if position.concession is not None:
-                return lambda d, v: None  # concession overrides the tactic
-            return lambda d, v: pair_set("beta", TACTIC_BETA[v])(d)
+            return [(("topics", j, names[field], i), _floats)]
+        if field == "ideal":  # read only as the opening demand, when none is given
+            return [] if position.opening is not None else [(("topics", j, "opening", i), _floats)]
+        if field == "tactic":  # concession, when given, overrides the tactic
+            return [] if position.concession is not None else [
+                (("topics", j, "beta", i), lambda v: [TACTIC_BETA[x] for x in v])]
         raise ValueError(f"{'.'.join(parts)}: {unsupported('.'.join(parts))}")
 
-    def _topic_setter(self, parts: list[str]) -> Callable[[_Draft, Any], None]:
+    def _topic_writes(self, parts: list[str]) -> list[tuple[Target, Callable[[Any], Any]]]:
         j = self.topic_index[parts[1]]
         rest = ".".join(parts[2:])
         if rest == "deadline.default":
-            return lambda d, v: d.topic(j).__setitem__("default", float(v))
+            return [(("topics", j, "default", None), _floats)]
         if rest == "deadline.interim.value":
-            return lambda d, v: d.topic(j).__setitem__("interim", float(v))
+            return [(("topics", j, "interim", None), _floats)]
         if rest == "deadline.interim.duration_days":
-            def duration(d: _Draft, v: Any) -> None:
-                spec = d.topic(j)
-                spec["interim_end"] = spec["deadline"] + float(v)
-            return duration
+            deadline = self.world.topics[j].deadline
+            return [(("topics", j, "interim_end", None),
+                     lambda v: np.asarray(v, dtype=float) + deadline)]
         raise ValueError(f"{'.'.join(parts)}: {unsupported('.'.join(parts))}")
 
-    def _track_setter(self, parts: list[str]) -> Callable[[_Draft, Any], None]:
+    def _track_writes(self, parts: list[str]) -> list[tuple[Target, Callable[[Any], Any]]]:
         i = self.track_index[parts[1]]
         track = self.scenario.tracks[parts[1]]
         field = ".".join(parts[2:])
@@ -201,202 +252,149 @@ class Patcher:
                   "stall_prob": "stall_prob", "relief_scale": "relief",
                   "requires.convergence": "requires_convergence", "first_day": "first_day"}
         if field in direct:
-            return lambda d, v: d.track(i).__setitem__(direct[field], float(v))
-        if field == "cadence_days":
-            def cadence(d: _Draft, v: Any) -> None:
-                spec = d.track(i)
-                spec["cadence"] = float(v)
-                if track.first_day is None:  # the first proposal comes one cadence in
-                    spec["first_day"] = float(v)
-            return cadence
+            return [(("tracks", i, direct[field], None), _floats)]
+        if field == "cadence_days":  # without a first day, the first proposal is one cadence in
+            found = [(("tracks", i, "cadence", None), _floats)]
+            if track.first_day is None:
+                found.append((("tracks", i, "first_day", None), _floats))
+            return found
         if field == "cadence":
-            return lambda d, v: d.track(i).__setitem__("fixed", v == "fixed")
-        if field == "max_postponements":
-            return lambda d, v: d.track(i).__setitem__("max_postponements", int(v))
-        if field == "max_meetings":
-            return lambda d, v: d.track(i).__setitem__("max_meetings", int(v))
+            return [(("tracks", i, "fixed", None), _equals("fixed"))]
+        if field in ("max_postponements", "max_meetings"):
+            return [(("tracks", i, field, None), lambda v: [int(x) for x in v])]
         if field == "linkage":
-            return lambda d, v: d.track(i).__setitem__("linkage", bool(v))
+            return [(("tracks", i, "linkage", None), lambda v: [bool(x) for x in v])]
         if field == "protocol":
-            return lambda d, v: d.track(i).__setitem__("rubinstein", v == "rubinstein")
+            return [(("tracks", i, "rubinstein", None), _equals("rubinstein"))]
         raise ValueError(f"{'.'.join(parts)}: {unsupported('.'.join(parts))}")
 
-    def _venue_setter(self, parts: list[str]) -> Callable[[_Draft, Any], None]:
-        k = self.venue_index[parts[1]]
-        if parts[2] in ("security", "neutrality"):
-            return lambda d, v: d.venue(k).__setitem__(parts[2], float(v))
-        side = self.sig.index(parts[3])
-
-        def accept(d: _Draft, v: Any) -> None:
-            spec = d.venue(k)
-            pair = list(spec["acceptability"])
-            pair[side] = float(v)
-            spec["acceptability"] = tuple(pair)
-        return accept
-
-    def _shock_setter(self, parts: list[str]) -> Callable[[_Draft, Any], None]:
+    def _shock_writes(self, parts: list[str]) -> list[tuple[Target, Callable[[Any], Any]]]:
         j = self.shock_index[parts[1]]
         field = parts[2]
         if field == "rate_per_year":
-            return lambda d, v: d.shock(j).__setitem__(
-                "mean_gap", 365.0 / float(v) if v > 0 else math.inf)
+            return [(("shocks", j, "mean_gap", None), _mean_gap)]
         if field == "half_life_days":
-            return lambda d, v: d.shock(j).__setitem__("decay", math.log(2.0) / float(v))
+            return [(("shocks", j, "decay", None), _rate)]
         names = {"tension": "tension", "derail_prob": "derail_prob",
                  "derail_window_days": "derail_window", "max_tension": "max_tension"}
-        return lambda d, v: d.shock(j).__setitem__(names[field], float(v))
-
-    def _climate_setter(self, field: str) -> Callable[[_Draft, Any], None]:
-        if field == "reversion_half_life_days":
-            return lambda d, v: d.set_world("reversion", math.log(2.0) / float(v))
-        return lambda d, v: d.set_world(field, float(v))
+        return [(("shocks", j, names[field], None), _floats)]
 
     # --- what the compiler derives --------------------------------------------------------
 
-    def _pull(self, d: _Draft, j: int) -> None:
-        """Recompute third parties' pull on each signatory for topic ``j``."""
-        topic = list(self.scenario.topics)[j]
-        pulls, targets = [], []
-        for s in self.sig:
-            weight = total = 0.0
-            for name, side in self.scenario.sides.items():
-                if side.role != "influencer" or topic not in side.topics:
-                    continue
-                p = side.topics[topic]
-                w = d.influence_value(j, name, ("influence", s), p.influence.get(s))
-                if w is None:
-                    continue
-                ideal = d.influence_value(j, name, ("ideal",), p.ideal)
-                weight += w
-                total += w * ideal
-            targets.append(total / weight if weight > 0 else 0.0)
-            pulls.append(min(weight, 1.0))
-        spec = d.topic(j)
-        spec["pull"], spec["pull_target"] = tuple(pulls), tuple(targets)
+    def _value(self, values: Mapping[str, Any], key: str, default: Any, n: int) -> np.ndarray:
+        if key in values:
+            return np.asarray(values[key], dtype=float)
+        return np.full(n, float(default))
 
-    def _venue_fields(self, d: _Draft) -> None:
+    def _pull(self, values: Mapping[str, Any], n: int, out: dict[Target, list[Any]]) -> None:
+        """Recompute third parties' pull on each signatory for the topics it changes."""
+        names = list(self.scenario.topics)
+        for j in self.pull_topics:
+            topic = names[j]
+            pulls, targets = [], []
+            for s in self.sig:
+                weight, total = np.zeros(n), np.zeros(n)
+                for name, side in self.scenario.sides.items():
+                    if side.role != "influencer" or topic not in side.topics:
+                        continue
+                    p = side.topics[topic]
+                    key = f"sides.{name}.topics.{topic}.influence.{s}"
+                    if s not in p.influence and key not in values:
+                        continue
+                    w = self._value(values, key, p.influence.get(s, 0.0), n)
+                    ideal = self._value(values, f"sides.{name}.topics.{topic}.ideal", p.ideal, n)
+                    weight += w
+                    total += w * ideal
+                safe = np.where(weight > 0, weight, 1.0)
+                targets.append(np.where(weight > 0, total / safe, 0.0).tolist())
+                pulls.append(np.minimum(weight, 1.0).tolist())
+            out[("topics", j, "pull")] = list(zip(*pulls))
+            out[("topics", j, "pull_target")] = list(zip(*targets))
+
+    def _venue_fields(self, values: Mapping[str, Any], n: int,
+                      out: dict[Target, list[Any]]) -> None:
         """Recompute the venue weights, acceptance and risk of tracks whose pool changed."""
-        touched = set(d.venues)
+        touched = {self.venue_index[k.split(".")[1]] for k in self.venue_keys}
+        names = list(self.scenario.venues)
+        cache: dict[tuple[int, str], np.ndarray] = {}
+
+        def venue(k: int, field: str) -> np.ndarray:
+            if (k, field) not in cache:
+                v = self.scenario.venues[names[k]]
+                if field in ("security", "neutrality"):
+                    base = getattr(v, field)
+                else:
+                    base = v.acceptability.get(field, 1.0)
+                key = (f"venues.{names[k]}.{field}" if field in ("security", "neutrality")
+                       else f"venues.{names[k]}.acceptability.{field}")
+                cache[(k, field)] = self._value(values, key, base, n)
+            return cache[(k, field)]
+
         for i, base in enumerate(self.world.tracks):
             if touched.isdisjoint(base.venues):
                 continue
-            pool = [d.venue_view(k) for k in base.venues]
-            weights = tuple(tuple(v["acceptability"][s] * (0.5 + 0.5 * v["neutrality"])
-                                  for v in pool) for s in range(2))
-            spec = d.track(i)
-            spec["venue_weights"] = weights
-            spec["venue_cumulative"] = tuple(tuple(itertools.accumulate(w)) for w in weights)
-            spec["venue_accept"] = tuple(tuple(v["acceptability"][s] for v in pool)
-                                         for s in range(2))
-            spec["venue_risk"] = tuple(1.0 - v["security"] for v in pool)
+            pool = list(base.venues)
+            neutral = np.stack([0.5 + 0.5 * venue(k, "neutrality") for k in pool], axis=1)
+            accept = [np.stack([venue(k, s) for k in pool], axis=1) for s in self.sig]
+            weights = [a * neutral for a in accept]
+            risk = 1.0 - np.stack([venue(k, "security") for k in pool], axis=1)
+            out[("tracks", i, "venue_weights")] = _pairs_of_rows(weights)
+            out[("tracks", i, "venue_cumulative")] = _pairs_of_rows(
+                [np.cumsum(w, axis=1) for w in weights])
+            out[("tracks", i, "venue_accept")] = _pairs_of_rows(accept)
+            out[("tracks", i, "venue_risk")] = [tuple(row) for row in risk.tolist()]
 
-    def _groups(self, d: _Draft) -> None:
+    def _groups(self, values: Mapping[str, Any], n: int, out: dict[Target, list[Any]]) -> None:
         """Regroup tension components by decay rate (half-lives that coincide share one)."""
-        rates = [d.world_field("reversion")]
-        groups = []
-        for j in range(len(self.world.shocks)):
-            rate = d.shock_view(j)["decay"]
-            if rate not in rates:
-                rates.append(rate)
-            groups.append(rates.index(rate))
-        d.set_world("group_decay", tuple(rates))
-        d.set_world("shock_group", tuple(groups))
+        reversion = out.get(("world", None, "reversion"), [self.world.reversion] * n)
+        decays = [out.get(("shocks", j, "decay"), [s.decay] * n)
+                  for j, s in enumerate(self.world.shocks)]
+        group_decay, shock_group = [], []
+        for r in range(n):
+            rates = [reversion[r]]
+            groups = []
+            for column in decays:
+                rate = column[r]
+                if rate not in rates:
+                    rates.append(rate)
+                groups.append(rates.index(rate))
+            group_decay.append(tuple(rates))
+            shock_group.append(tuple(groups))
+        out[("world", None, "group_decay")] = group_decay
+        out[("world", None, "shock_group")] = shock_group
 
 
-class _Fields:
-    """The base world's specs as field dicts, made once: a run copies only those it changes."""
-
-    def __init__(self, base: World):
-        self.world = _asdict(base)
-        self.topics = [_asdict(t) for t in base.topics]
-        self.tracks = [_asdict(t) for t in base.tracks]
-        self.venues = [_asdict(v) for v in base.venues]
-        self.shocks = [_asdict(s) for s in base.shocks]
+#: (spec kind: "topics", "tracks", "shocks" or "world"; its index; field; slot of a pair).
+Target = Any
 
 
-_FIELDS: dict[int, tuple[World, _Fields]] = {}
+def _floats(v: Any) -> Any:
+    return np.asarray(v, dtype=float)
 
 
-def _fields_of(base: World) -> _Fields:
-    cached = _FIELDS.get(id(base))
-    if cached is None or cached[0] is not base:
-        cached = (base, _Fields(base))
-        _FIELDS[id(base)] = cached
-    return cached[1]
+def _rate(v: Any) -> Any:
+    return math.log(2.0) / np.asarray(v, dtype=float)
 
 
-class _Draft:
-    """The parts of a world one run changes, as dicts; the rest stays shared."""
+def _mean_gap(v: Any) -> Any:
+    v = np.asarray(v, dtype=float)
+    with np.errstate(divide="ignore"):
+        return np.where(v > 0, 365.0 / np.where(v > 0, v, 1.0), math.inf)
 
-    __slots__ = ("base", "fields", "own", "topics", "tracks", "venues", "shocks", "influences")
 
-    def __init__(self, base: World):
-        self.base = base
-        self.fields = _fields_of(base)
-        self.own: dict[str, Any] = {}
-        self.topics: dict[int, dict[str, Any]] = {}
-        self.tracks: dict[int, dict[str, Any]] = {}
-        self.venues: dict[int, dict[str, Any]] = {}
-        self.shocks: dict[int, dict[str, Any]] = {}
-        self.influences: dict[tuple[int, str, tuple[str, ...]], float] = {}
+def _equals(value: str) -> Callable[[Any], list[bool]]:
+    return lambda v: [x == value for x in v]
 
-    def topic(self, j: int) -> dict[str, Any]:
-        if j not in self.topics:
-            self.topics[j] = dict(self.fields.topics[j])
-        return self.topics[j]
 
-    def track(self, i: int) -> dict[str, Any]:
-        if i not in self.tracks:
-            self.tracks[i] = dict(self.fields.tracks[i])
-        return self.tracks[i]
+def _as_list(column: Any, n: int) -> list[Any]:
+    out = column.tolist() if isinstance(column, np.ndarray) else list(column)
+    if len(out) != n:
+        raise ValueError(f"{len(out)} values for {n} runs")
+    return out
 
-    def venue(self, k: int) -> dict[str, Any]:
-        if k not in self.venues:
-            self.venues[k] = dict(self.fields.venues[k])
-        return self.venues[k]
 
-    def venue_view(self, k: int) -> dict[str, Any]:
-        return self.venues[k] if k in self.venues else self.fields.venues[k]
+def _pairs_of_rows(arrays: list[np.ndarray]) -> list[tuple[tuple[float, ...], tuple[float, ...]]]:
+    a, b = (x.tolist() for x in arrays)
+    return [(tuple(ra), tuple(rb)) for ra, rb in zip(a, b)]
 
-    def shock(self, j: int) -> dict[str, Any]:
-        if j not in self.shocks:
-            self.shocks[j] = dict(self.fields.shocks[j])
-        return self.shocks[j]
 
-    def shock_view(self, j: int) -> dict[str, Any]:
-        return self.shocks[j] if j in self.shocks else {"decay": self.base.shocks[j].decay}
-
-    def world_field(self, name: str) -> Any:
-        return self.own[name] if name in self.own else getattr(self.base, name)
-
-    def set_world(self, name: str, value: Any) -> None:
-        self.own[name] = value
-
-    def influence(self, j: int, side: str, rest: list[str], value: Any) -> None:
-        self.influences[(j, side, tuple(rest))] = float(value)
-
-    def influence_value(self, j: int, side: str, rest: tuple[str, ...], default: Any) -> Any:
-        return self.influences.get((j, side, rest), default)
-
-    def build(self) -> World:
-        base = self.base
-        parts = dict(self.own)
-        if self.topics:
-            parts["topics"] = tuple(type(t)(**self.topics[j]) if j in self.topics else t
-                                    for j, t in enumerate(base.topics))
-        if self.tracks:
-            parts["tracks"] = tuple(type(t)(**self.tracks[i]) if i in self.tracks else t
-                                    for i, t in enumerate(base.tracks))
-        if self.venues:
-            parts["venues"] = tuple(type(v)(**self.venues[k]) if k in self.venues else v
-                                    for k, v in enumerate(base.venues))
-        if self.shocks:
-            parts["shocks"] = tuple(type(s)(**self.shocks[j]) if j in self.shocks else s
-                                    for j, s in enumerate(base.shocks))
-        if "reversion" in parts and "group_decay" not in parts:
-            decay = list(base.group_decay)
-            decay[0] = parts["reversion"]
-            parts["group_decay"] = tuple(decay)
-        if not parts:
-            return base
-        return type(base)(**{**self.fields.world, **parts})
