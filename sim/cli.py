@@ -46,6 +46,9 @@ def _reports_bad_input(command: Callable) -> Callable:
         except OSError as exc:  # a folder or file the system refused: say which, no traceback
             where = f"{exc.filename}: " if exc.filename else ""
             raise BadInput(f"error: {where}{exc.strerror or exc}") from None
+        except KeyboardInterrupt:  # Ctrl-C: a plain line and the shell's code, not "Aborted!"
+            click.echo("\ninterrupted", err=True)
+            raise SystemExit(130) from None
 
     return wrapper
 
@@ -165,12 +168,15 @@ def run_command(scenario: str, runs: int | None, seed: int | None, workers: int 
         results = run(s, runs=runs, seed=seed, workers=workers, executor=executor,
                       scheduler=scheduler, chunk_size=chunk_size, out=folder, resume=resume,
                       force=force, target_se=target_se, overrides=overrides,
-                      inputs=input_mode, replications=replications,
+                      inputs=input_mode, replications=replications, keep_lock=True,
                       progress=not quiet and sys.stderr.isatty())
     except KeyboardInterrupt:
         _interrupted(folder)
-    _finish_outputs(results, folder, write_csv=write_csv, svg=svg, no_plots=no_plots,
-                    quiet=quiet, overrides=overrides)
+    try:  # the folder stays locked until its plots and CSV are written too
+        _finish_outputs(results, folder, write_csv=write_csv, svg=svg, no_plots=no_plots,
+                        quiet=quiet, overrides=overrides)
+    finally:
+        results.release()
 
 
 def _title(name: str, overrides: tuple[str, ...]) -> str:
@@ -204,8 +210,9 @@ def _finish_outputs(results, folder, *, write_csv: bool, svg: bool, no_plots: bo
         matplotlib.use("Agg")
         from .plots import save_default_plots
 
+        record(folder, [folder / "plots" / "*"])  # first: a killed job's plots are ours too
         plots = save_default_plots(results, folder / "plots", ("png", "svg") if svg else ("png",))
-        record(folder, plots)  # so that --force may replace them later
+        record(folder, plots, done=[folder / "plots" / "*"])  # so that --force replaces them
         written += plots
     if quiet:
         return
@@ -405,7 +412,13 @@ def sweep_command(scenario: str, param_specs: tuple[str, ...], design: str, poin
 
     if force and resume:
         raise InputError("--force and --resume exclude each other")
-    params = dict(parse_param(spec, design) for spec in param_specs)
+    if points is not None and design == "grid":
+        raise InputError("--points is for lhs and sobol designs; a grid's points are its values")
+    parsed = [parse_param(spec, design) for spec in param_specs]
+    repeated = sorted({k for k, _ in parsed if [p for p, _ in parsed].count(k) > 1})
+    if repeated:
+        raise InputError(f"--param {repeated[0]} is given more than once; give each key once")
+    params = dict(parsed)
     s = load_scenario(scenario, overrides=overrides)
     known = headline_metrics(s)
     for m in metrics:
@@ -428,7 +441,13 @@ def sweep_command(scenario: str, param_specs: tuple[str, ...], design: str, poin
         plt.close(fig)
         written.append(path)
 
-    if design == "grid" and len(keys) == 1:
+    import pandas as pd
+
+    numeric = all(pd.api.types.is_numeric_dtype(table[k]) and not pd.api.types.is_bool_dtype(table[k])
+                  for k in keys)
+    if not numeric:  # categories (a tactic, a protocol) have no axis to plot a line along
+        pass
+    elif design == "grid" and len(keys) == 1:
         save(plot_sweep_line(table, keys[0], chosen), "sweep")
     elif design == "grid" and len(keys) == 2:
         for m in chosen:
@@ -573,21 +592,6 @@ def discover(results_folder: str, outcome: str, threshold: float | None, out: st
         click.echo(f"Discovery in {folder}/:")
     for path in written:
         click.echo(f"  {path}")
-
-
-def _check_facts_fit(scenario, facts, path: str) -> None:
-    """Raise InputError, before anything runs, for a fact naming what the scenario lacks."""
-    from .errors import InputError
-    from .model import compile_scenario
-
-    fields = set(compile_scenario(scenario).fields)
-    for i, fact in enumerate(facts):
-        if fact.kind == "count" and fact.column not in fields:
-            raise InputError(f"{path}: facts.{i}.column: no outcome column '{fact.column}' in "
-                             f"scenario '{scenario.name}'")
-        if fact.kind != "count" and fact.topic not in scenario.topics:
-            raise InputError(f"{path}: facts.{i}.topic: '{fact.topic}' is not a topic of "
-                             f"scenario '{scenario.name}'")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -114,6 +114,7 @@ def _column_advice(value: Any) -> str:
         return _OLD_KEYS["column"]
     return f"removed: write {instead}, with a date (by:, or from: and to:)"
 
+
 Text = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Rate = Annotated[float, Field(ge=0.0, le=10_000.0), Number]
 

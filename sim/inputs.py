@@ -157,6 +157,14 @@ def _plain(x: Any) -> Any:
     return x.item() if isinstance(x, np.generic) else x
 
 
+def _parses(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _is_number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
@@ -184,8 +192,13 @@ def parse_prior(raw: Mapping[str, Any]) -> Prior:
     args = raw[family]
     if family == "choice":
         return _choice(args, raw.get("weights"))
-    if len(args) != _ARITY[family] or not all(_is_number(a) and math.isfinite(a) for a in args):
-        raise ValueError(f"a {family} prior takes a list of {_ARITY[family]} numbers")
+    if len(args) != _ARITY[family] or not all(_is_number(a) for a in args):
+        texts = [a for a in args if isinstance(a, str) and _parses(a)]
+        hint = (f" ({texts[0]!r} is read as text by YAML: write it with a dot, e.g. 1.0e-3)"
+                if texts else "")
+        raise ValueError(f"a {family} prior takes a list of {_ARITY[family]} numbers{hint}")
+    if not all(math.isfinite(a) for a in args):
+        raise ValueError(f"a {family} prior's parameters must be finite, got {list(args)}")
     low, high = raw.get("low"), raw.get("high")
     for name, bound in (("low", low), ("high", high)):
         if bound is not None and not (_is_number(bound) and math.isfinite(bound)):

@@ -288,6 +288,8 @@ class JobSpec:
     inputs: str = "sample"
     #: runs that play each input draw (with their own event streams)
     replications: int = 1
+    #: keep the folder locked after the job, until ``Results.release()``
+    keep_lock: bool = False
 
 
 def run(
@@ -307,6 +309,7 @@ def run(
     overrides: Iterable[str] = (),
     inputs: str = "sample",
     replications: int = 1,
+    keep_lock: bool = False,
 ) -> Results:
     """Return the results of a Monte Carlo job of ``runs`` runs of ``scenario``.
 
@@ -322,7 +325,8 @@ def run(
     A scenario's priors are drawn run by run (``inputs="sample"``) or all set to their point
     values (``inputs="point"``); with ``replications`` R, each input draw is played by R runs
     with their own event streams, so that the spread due to the unknowns can be told from
-    the spread due to events (:mod:`sim.uncertainty`).
+    the spread due to events (:mod:`sim.uncertainty`). With ``keep_lock`` the results folder
+    stays locked until ``results.release()`` (for outputs written after the job).
     """
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
@@ -334,7 +338,7 @@ def run(
     notes = {"overrides": list(overrides)} if overrides else None
     job = JobSpec(scenario, scenario.runs if runs is None else runs,
                   scenario.seed if seed is None else seed, folder, resume, force, target_se,
-                  notes=notes, inputs=inputs, replications=replications)
+                  notes=notes, inputs=inputs, replications=replications, keep_lock=keep_lock)
     return run_jobs([job], workers=workers, executor=executor, scheduler=scheduler,
                     chunk_size=chunk_size, progress=progress)[0]
 
@@ -428,16 +432,19 @@ def run_jobs(jobs: list[JobSpec], *, workers: int | None = None, executor: str =
         "runs_per_second": new_runs / wall if wall > 0 and new_runs else None,
     }
     try:
-        return [state.finish(spec.seed, {**info, "target_se": spec.target_se,
-                                         "stopped_at_target": state.stopped,
-                                         "priors": {k: p.describe()
-                                                    for k, p in spec.scenario.priors.items()},
-                                         **_settings(spec), **(spec.notes or {})})
-                for spec, state in zip(jobs, states)]
-    finally:
+        finished = [state.finish(spec.seed, {**info, "target_se": spec.target_se,
+                                             "stopped_at_target": state.stopped,
+                                             "priors": {k: p.describe()
+                                                        for k, p in spec.scenario.priors.items()},
+                                             **_settings(spec), **(spec.notes or {})},
+                                 keep_lock=spec.keep_lock)
+                    for spec, state in zip(jobs, states)]
+    except BaseException:
         for state in states:
             if state.store is not None:
                 state.store.release()
+        raise
+    return finished
 
 
 #: How a job treats its uncertain inputs (see :class:`JobSpec`).
@@ -550,7 +557,7 @@ class _Job:
         cut = self.tally.n - tallied
         self.buffer = [{k: v[cut:] for k, v in joined.items()}]
 
-    def finish(self, seed: int, info: dict[str, Any]) -> Results:
+    def finish(self, seed: int, info: dict[str, Any], keep_lock: bool = False) -> Results:
         self._drain()
         if not self.stopped:
             self._tally_blocks(final=True)
@@ -559,7 +566,7 @@ class _Job:
             self.store.truncate(runs_done)
         meta = {"seed": seed, "runs": runs_done, "runs_requested": self.runs, **info}
         if self.store is not None:
-            return self.store.finish(self.scenario, self.tally, meta)
+            return self.store.finish(self.scenario, self.tally, meta, keep_lock=keep_lock)
         columns = _concat(self.memory)
         columns = {k: v[:runs_done] for k, v in columns.items()}
         return Results.from_memory(self.scenario, [columns], self.tally, meta)

@@ -108,12 +108,22 @@ def _listed(path: Path) -> set[str]:
     return {w for w in written if isinstance(w, str)} if isinstance(written, list) else set()
 
 
-def record(folder: Path, paths: list[Path]) -> None:
-    """List ``paths`` (files just written under ``folder``) in its marker as the tool's own."""
+def _is_listed(name: str, listed: set[str]) -> bool:
+    folder, _, _ = name.rpartition("/")
+    return name in listed or (bool(folder) and f"{folder}/*" in listed)
+
+
+def record(folder: Path, paths: list[Path], done: list[Path] = ()) -> None:
+    """List ``paths`` (files under ``folder`` about to be or just written) in its marker as
+    the tool's own, and drop the entries ``done`` (a ``plots/*`` listed while writing).
+
+    A listed ``<sub>/*`` makes every regular file directly in ``<sub>`` the tool's own.
+    """
     data = _marker(folder)
     if data is None:
         return
-    names = set(_listed(folder)) | {p.relative_to(folder).as_posix() for p in paths}
+    dropped = {p.relative_to(folder).as_posix() for p in done}
+    names = (set(_listed(folder)) - dropped) | {p.relative_to(folder).as_posix() for p in paths}
     from .results import write_text_atomic
 
     write_text_atomic(folder / MARKER, json.dumps({**data, "written": sorted(names)}) + "\n")
@@ -156,7 +166,7 @@ def foreign_entries(path: Path, layout: Layout, limit: int = 5) -> list[str]:
                 else:
                     walk(Path(entry.path), sub, name + "/")
             elif not (entry.is_file(follow_symlinks=False)
-                      and (lay.file_ok(entry.name) or name in listed)):
+                      and (lay.file_ok(entry.name) or _is_listed(name, listed))):
                 found.append(name)
 
     walk(path, layout, "")
@@ -220,7 +230,7 @@ def _clear(folder: Path, layout: Layout, listed: set[str], prefix: str = "") -> 
                     os.rmdir(entry.path)
                 except OSError:  # something foreign appeared meanwhile: keep it
                     pass
-        elif (layout.file_ok(entry.name) or name in listed) and name != MARKER:
+        elif (layout.file_ok(entry.name) or _is_listed(name, listed)) and name != MARKER:
             os.unlink(entry.path)  # the top marker stays: the folder is still ours
 
 
@@ -330,6 +340,11 @@ def _check_claim(path: Path, kind: str, *, force: bool, resume: bool) -> None:
     if resume:
         if not is_ours(path, kind):
             raise InputError(f"{path} is not a {kind} folder of this tool; nothing to resume")
+        foreign = foreign_entries(path, KINDS[kind])  # a link in it would be written through
+        if foreign:
+            raise InputError(f"{path} holds files or links sim did not write "
+                             f"({', '.join(foreign)}); --resume will not write among them: "
+                             "move them away first")
     elif force:
         check_replaceable(path, kind)
     elif is_ours(path, kind):
@@ -370,8 +385,10 @@ def is_regular_file(path: Path) -> bool:
         return False
 
 
-#: The line every HTML report of this tool carries in its head, so it can be recognised.
+#: The tag every HTML report of this tool carries in its head, and how the file begins, so
+#: that a report is recognised by its first bytes (not by a mention of the tag elsewhere).
 REPORT_GENERATOR = f'<meta name="generator" content="{TOOL}">'
+REPORT_HEAD = '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">' + REPORT_GENERATOR
 
 
 def check_report_target(path: Path) -> None:
@@ -383,6 +400,13 @@ def check_report_target(path: Path) -> None:
     check_writable_location(path.parent if str(path.parent) else Path("."))
     if path.is_symlink():
         raise InputError(f"{path} is a symbolic link; choose another --out")
+    parent = path.absolute().parent
+    for folder in (parent, parent.parent, parent.parent.parent):
+        kind = marker_kind(folder)
+        if kind is not None and not (folder == parent and kind == "results"
+                                     and path.name == "report.html"):
+            raise InputError(f"{path} is inside a {kind} folder of sim's, where a report "
+                             "has no place (only <results>/report.html); choose another --out")
     if not path.exists():
         return
     if not is_regular_file(path):
@@ -392,6 +416,6 @@ def check_report_target(path: Path) -> None:
             head = fh.read(4096)
     except OSError as exc:
         raise InputError(f"{path}: cannot read it ({exc.strerror})") from None
-    if REPORT_GENERATOR.encode() not in head:
+    if not head.startswith(REPORT_HEAD.encode()):
         raise InputError(f"{path} exists and is not a report written by sim; it is kept: "
                          "choose another --out")

@@ -309,10 +309,9 @@ def render_report(results: Sequence[Results]) -> str:
         body.append(_figure_html(plot_input_spread(results),
                                  "P(agreement by the horizon) in each input draw, across the "
                                  "unknowns (jobs whose inputs were drawn from priors)"))
-    from .outputs import REPORT_GENERATOR  # how sim recognises its own reports
+    from .outputs import REPORT_HEAD  # how sim recognises its own reports: their first bytes
 
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"{REPORT_GENERATOR}"
+    return (REPORT_HEAD +
             f"<title>Negotiation outcomes: {html.escape(names)}</title><style>{_CSS}</style>"
             f"</head><body>{''.join(body)}</body></html>\n")
 

@@ -57,7 +57,8 @@ def scenario_hash(scenario: Scenario) -> str:
 def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
     """Write ``path`` through ``write(tmp)`` on a temporary name, then move it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
+                               dir=os.path.abspath(path.parent))
     os.close(fd)
     try:
         write(Path(tmp))
@@ -70,6 +71,12 @@ def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
 
 def write_text_atomic(path: Path, text: str) -> None:
     write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def _local(path: Path) -> str:
+    """Return ``path`` as an absolute local path: pyarrow reads a relative name that looks
+    like a URI (``file:x``, ``s3:x``) as one, and would read or write somewhere else."""
+    return os.path.abspath(path)
 
 
 def _is_count(value: Any) -> bool:
@@ -147,7 +154,7 @@ class ResultsStore:
                 if job.get(name, {"inputs": "none", "replications": 1}.get(name)) != value:
                     raise InputError(f"{self.path} holds a job with {name} {job.get(name)!r}, "
                                      f"not {value!r}; resume it as it was started")
-            done = self.done_parts(check=True)
+            done = self.done_parts(check=True, fields=compile_scenario(scenario).fields)
             held = max((b for _, b in done), default=0)
             if held > runs:
                 raise InputError(f"{self.path} already holds {held} runs, more than the {runs} "
@@ -195,8 +202,9 @@ class ResultsStore:
             raise InputError(f"{self.path}/job.json is not a job description; the folder is damaged")
         return job
 
-    def done_parts(self, check: bool = False) -> set[Chunk]:
-        """Return the chunks on disk; with ``check``, verify each part's name and row count."""
+    def done_parts(self, check: bool = False, fields: tuple[str, ...] = ()) -> set[Chunk]:
+        """Return the chunks on disk; with ``check``, verify each part's name, row count and
+        that it holds the outcome ``fields``."""
         done = set()
         for file in self.parts.glob("part-*.parquet"):
             match = _PART.fullmatch(file.name)
@@ -204,22 +212,28 @@ class ResultsStore:
                 raise InputError(f"{file}: not a part this tool writes; move it away")
             chunk = (int(match[1]), int(match[2]))
             if check:
-                self._check_part(file, chunk)
+                self._check_part(file, chunk, fields)
             done.add(chunk)
         return done
 
     @staticmethod
-    def _check_part(file: Path, chunk: Chunk) -> None:
+    def _check_part(file: Path, chunk: Chunk, fields: tuple[str, ...]) -> None:
         import pyarrow.parquet as pq
 
         try:
-            rows = pq.read_metadata(file).num_rows
+            meta = pq.read_metadata(_local(file))
+            rows, names = meta.num_rows, set(meta.schema.names)
         except Exception as exc:  # pyarrow raises several types for a damaged file
             raise InputError(f"{file}: damaged Parquet file ({exc}); remove it and run "
                              "again with --resume to recompute its runs") from None
         if rows != chunk[1] - chunk[0] or chunk[1] <= chunk[0]:
             raise InputError(f"{file}: holds {rows} runs, not the {chunk[1] - chunk[0]} its name "
                              "says; remove it and run again with --resume")
+        missing = [f for f in ("run", *fields) if f not in names]
+        if missing:
+            raise InputError(f"{file}: lacks the column(s) {', '.join(missing[:3])}"
+                             f"{' ...' if len(missing) > 3 else ''}; remove it and run again "
+                             "with --resume to recompute its runs")
 
     def _part_path(self, chunk: Chunk) -> Path:
         return self.parts / f"part-{chunk[0]:010d}-{chunk[1]:010d}.parquet"
@@ -229,12 +243,12 @@ class ResultsStore:
         import pyarrow.parquet as pq
 
         table = pa.table(columns)
-        write_atomic(self._part_path(chunk), lambda tmp: pq.write_table(table, tmp))
+        write_atomic(self._part_path(chunk), lambda tmp: pq.write_table(table, _local(tmp)))
 
     def read_part(self, chunk: Chunk) -> dict[str, np.ndarray]:
         import pyarrow.parquet as pq
 
-        table = pq.read_table(self._part_path(chunk))
+        table = pq.read_table(_local(self._part_path(chunk)))
         return {name: table.column(name).to_numpy() for name in table.column_names}
 
     def truncate(self, runs: int) -> None:
@@ -247,7 +261,8 @@ class ResultsStore:
                 self.write_part((chunk[0], runs), columns)
                 self._part_path(chunk).unlink()
 
-    def finish(self, scenario: Scenario, tally: Tally, meta: dict[str, Any]) -> Results:
+    def finish(self, scenario: Scenario, tally: Tally, meta: dict[str, Any],
+               keep_lock: bool = False) -> Results:
         import datetime as dt
         import platform
 
@@ -268,7 +283,12 @@ class ResultsStore:
             results = Results(scenario, tally, meta, path=self.path)
             write_text_atomic(self.path / "summary.json", _json(results.summary().to_dict()))
             write_text_atomic(self.path / "metadata.json", _json(meta))  # last: finished
-        finally:
+        except BaseException:
+            self.release()
+            raise
+        if keep_lock:  # the caller writes more (plots, CSV) and then calls results.release()
+            results._store = self
+        else:
             self.release()
         return results
 
@@ -285,6 +305,13 @@ class Results:
         self._columns = columns
         self._outcomes: pd.DataFrame | None = None
         self._label: str | None = None
+        self._store: ResultsStore | None = None  # holding the folder's lock, if kept
+
+    def release(self) -> None:
+        """Release the results folder's lock if the job that wrote it kept it (``keep_lock``)."""
+        if self._store is not None:
+            self._store.release()
+            self._store = None
 
     @classmethod
     def from_memory(cls, scenario: Scenario, columns: list[dict[str, np.ndarray]], tally: Tally,
@@ -319,7 +346,8 @@ class Results:
         store = ResultsStore(self.path)
         if not store.parts.is_dir():
             raise InputError(f"{self.path} is not a finished results folder (no outcomes/)")
-        chunks = sorted(store.done_parts(check=True))
+        chunks = sorted(store.done_parts(check=True,
+                                         fields=compile_scenario(self.scenario).fields))
         expected = 0
         for a, b in chunks:
             if a != expected:
@@ -361,7 +389,7 @@ class Results:
             df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
         else:
             try:
-                df = pd.read_parquet(self.path / "outcomes", columns=columns)
+                df = pd.read_parquet(_local(self.path / "outcomes"), columns=columns)
             except Exception as exc:  # pyarrow raises several types for damaged files
                 raise InputError(f"{self.path}/outcomes: cannot read the runs ({exc}); "
                                  "the folder is damaged") from None
@@ -438,7 +466,7 @@ class Results:
             writer = None
             try:
                 for chunk in sorted(store.done_parts()):
-                    table = pq.read_table(store._part_path(chunk))
+                    table = pq.read_table(_local(store._part_path(chunk)))
                     for k, name in enumerate(table.column_names):
                         if name.endswith(".outcome"):  # codes to labels, as in .outcomes
                             table = table.set_column(k, name, pc.take(labels, table.column(name)))

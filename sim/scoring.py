@@ -38,7 +38,9 @@ The reference forecaster, the yardstick of the skill score:
   who expects little to move in a year of talks, and is not certain of it.
 
 Its probabilities are clipped for the log score with the same n as the model's, so both
-are floored alike. **Skill** is ``1 - S_model / S_reference`` on the mean scores over the
+are floored alike. A reference rate of 0 gives probability 0 to any positive count: its
+log score is then the floor's, ln(2n), which grows with the runs; for such items the RPS
+skill is the one to read. **Skill** is ``1 - S_model / S_reference`` on the mean scores over the
 items that have a reference: above 0 the model beats the reference, 1 is perfect, below 0
 the reference does better; it is undefined (shown as n/a) when the reference scores 0.
 

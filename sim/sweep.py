@@ -319,8 +319,9 @@ def parse_param(text: str, design: str) -> tuple[str, Any]:
             if isinstance(lo, int) and isinstance(hi, int) and np.all(values == np.round(values)):
                 return key, [int(v) for v in values]
             return key, [float(v) for v in values]
-        if len(parts) not in (2, 3):
-            raise InputError(f"--param {text}: a range is lo:hi")
+        if len(parts) != 2:
+            raise InputError(f"--param {text}: a {design} design takes a range lo:hi "
+                             "(lo:hi:n is a grid's)")
         return key, (number(parts[0]), number(parts[1]))
     values = [yaml.safe_load(v) for v in spec.split(",")]
     if design != "grid":

@@ -500,14 +500,14 @@ def hindcast(tmp_path: Path, facts_text: str | bytes) -> tuple[Path, str]:
 def test_every_problem_in_a_facts_file_is_reported_with_its_line(tmp_path):
     text = ("facts:\n"
             "  - {label: a, kind: guessed, topic: start}\n"
-            "  - {label: b, kind: count, column: calls.held, observed: yes}\n"
-            "  - {label: c, kind: agreed, topic: start, colour: red}\n"
-            "  - {label: d, kind: count, topic: start}\n")
+            "  - {label: b, track: calls, count: held, by: 2025-03-01, observed: yes}\n"
+            "  - {label: c, topic: start, state: agreed, by: 2025-03-01, colour: red}\n"
+            "  - {label: d, topic: start, by: 2025-03-01}\n")
     facts, output = hindcast(tmp_path, text)
-    for line, message in ((2, "facts.0.kind: 'guessed' is not one of"),
-                          (3, "facts.1.observed: true is a boolean"),
+    for line, message in ((2, "facts.0.kind: 'guessed': the dated format has no kind"),
+                          (3, "facts.1.observed: true is not a count"),
                           (4, "facts.2.colour: unknown key"),
-                          (5, "facts.3: a count fact needs column and observed")):
+                          (5, "facts.3: a topic item needs one of state: or value_above:")):
         assert f"{facts}:{line}: {message}" in output
 
 

@@ -449,3 +449,92 @@ def test_ctrl_c_keeps_the_finished_runs_and_says_how_to_resume(tmp_path):
                   "--resume", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr  # fewer runs than asked, as --runs says
     assert json.loads((tmp_path / "job" / "metadata.json").read_text())["runs"] == 3000
+
+
+# --- found by an adversarial review ------------------------------------------------------
+
+
+@pytest.mark.parametrize("sub", ["plots", "outcomes"])
+def test_resume_never_writes_through_a_link_in_the_folder(own_results, sub):
+    cwd, folder = own_results
+    (folder / "metadata.json").unlink()  # an unfinished job, to resume
+    target = cwd / "thesis" / "figures"
+    target.mkdir(parents=True)
+    (target / "meetings.png").write_bytes(b"MY FIGURE")
+    if (folder / sub).exists():
+        import shutil
+
+        shutil.rmtree(folder / sub) if sub == "plots" else None
+    if sub == "plots":
+        (folder / sub).symlink_to(target)
+    else:
+        (folder / "outcomes").rename(cwd / "moved")
+        (folder / "outcomes").symlink_to(target)
+    proc = sim(*RUN, "--runs", "80", "--out", str(folder), "--resume", cwd=cwd)
+    assert_refused(proc, "--resume will not write")
+    assert sorted(p.name for p in target.iterdir()) == ["meetings.png"]
+    assert (target / "meetings.png").read_bytes() == b"MY FIGURE"
+
+
+def test_a_file_that_mentions_the_report_tag_is_not_a_report(two_results_light):
+    cwd, a = two_results_light
+    notes = cwd / "notes.md"
+    notes.write_text('My notes on <meta name="generator" content="negotiation-sim">.\nKEEP\n')
+    proc = sim("report", str(a), "--out", str(notes), cwd=cwd)
+    assert_refused(proc, "not a report written by sim")
+    assert notes.read_text().endswith("KEEP\n")
+
+
+def test_a_report_is_never_written_inside_a_results_folders_data(two_results_light):
+    cwd, a = two_results_light
+    for target in (a / "outcomes" / "x.html", a / "plots" / "x.html", a / "notes.html"):
+        proc = sim("report", str(a), "--out", str(target), cwd=cwd)
+        assert_refused(proc, "inside a results folder")
+        assert not target.exists()
+    ok = sim("report", str(a), cwd=cwd)  # <results>/report.html is its place
+    assert ok.returncode == 0, ok.stderr
+
+
+@pytest.fixture
+def two_results_light(tmp_path):
+    folder = tmp_path / "a"
+    run(BASELINE, runs=30, workers=1, out=folder)
+    return tmp_path, folder
+
+
+def test_an_out_path_that_looks_like_a_uri_is_a_local_folder(tmp_path):
+    other = sim(*RUN, "--out", "other", "--set", "climate.initial_tension=0.95", cwd=tmp_path)
+    assert other.returncode == 0, other.stderr
+    uri = f"file:{tmp_path}/other"
+    proc = sim(*RUN, "--out", uri, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    mine = json.loads((tmp_path / uri / "summary.json").read_text())
+    theirs = json.loads((tmp_path / "other" / "summary.json").read_text())
+    assert mine != theirs  # its own runs, not the folder the URI names
+    for odd in ("run:2", "s3:bucket"):
+        assert sim(*RUN, "--out", odd, cwd=tmp_path).returncode == 0
+
+
+def test_resume_refuses_a_part_that_lacks_a_column(own_results):
+    import pyarrow.parquet as pq
+
+    cwd, folder = own_results
+    (folder / "metadata.json").unlink()
+    part = sorted((folder / "outcomes").glob("part-*.parquet"))[0]
+    table = pq.read_table(part)
+    pq.write_table(table.drop([table.column_names[2]]), part)
+    proc = sim(*RUN, "--runs", "80", "--out", str(folder), "--resume", cwd=cwd)
+    assert_refused(proc, "lacks the column")
+
+
+def test_a_sweep_of_categories_and_repeated_keys(tmp_path):
+    ok = sim("sweep", str(BASELINE), "--runs", "20", "-q", "--out", "swt",
+             "-p", "sides.russia.topics.flights.tactic=linear,boulware", cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    assert (tmp_path / "swt" / "sweep.csv").is_file()
+    twice = sim("sweep", str(BASELINE), "--runs", "20", "-q", "--out", "sw2",
+                "-p", "climate.equilibrium=0.3,0.5", "-p", "climate.equilibrium=0.4", cwd=tmp_path)
+    assert_refused(twice, "more than once")
+    grid_points = sim("sweep", str(BASELINE), "--runs", "20", "-q", "--points", "5",
+                      "-p", "climate.equilibrium=0.3,0.5", cwd=tmp_path)
+    assert_refused(grid_points, "--points")

@@ -25,7 +25,8 @@ from sim.model.streams import StreamPool
 from sim.montecarlo import TALLY_BLOCK, run
 from sim.scenario import load_scenario
 
-BASELINE = Path(__file__).resolve().parents[1] / "scenarios" / "baseline.yaml"
+# the baseline as before priors: these tests are about the engine, test_inputs.py about priors
+BASELINE = Path(__file__).resolve().parents[1] / "tests" / "data" / "pinned" / "baseline.yaml"
 
 #: More than two tally blocks, so block boundaries fall inside chunks of every size tried.
 RUNS = 1100

@@ -30,7 +30,7 @@ from sim.reference import reference_forecast
 from sim.results import Results
 from sim.scenario import load_scenario
 
-RUNS = 300
+RUNS = 2000  # with priors the variants' effects are smaller: enough runs to see them
 ALPHA = 0.01
 FILES = sorted(SCENARIOS.glob("*.yaml"))
 FACTS = SCENARIOS / "facts" / "hindcast_2025.yaml"

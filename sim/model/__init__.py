@@ -21,6 +21,7 @@ import os
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 #: The model's modules that the build compiles (see setup.py).
 COMPILED_MODULES = ("bargaining", "compiled", "world")
@@ -98,13 +99,17 @@ __all__ = [
 
 
 def simulate(
-    scenario: Scenario | World, *, seed: int | None = None, run: int = 0, trace: bool = False
+    scenario: Scenario | World, *, seed: int | None = None, run: int = 0, trace: bool = False,
+    replications: int = 1, inputs: str = "sample",
 ) -> Outcome:
     """Return the outcome record of run ``run`` of ``scenario``, with its trace if asked.
 
     ``seed`` defaults to the scenario's own. The same scenario, seed and run index always
-    give the same record and trace.
+    give the same record and trace: the record a Monte Carlo job with the same seed,
+    ``replications`` and ``inputs`` mode ("sample" or "point") holds for that run, its drawn
+    uncertain inputs (``input.<key>``) included.
     """
+    drawn: dict[str, Any] = {}
     if isinstance(scenario, World):
         world = scenario
         if seed is None:
@@ -112,6 +117,14 @@ def simulate(
     else:
         world = compile_scenario(scenario)
         seed = scenario.seed if seed is None else seed
+        if scenario.priors and inputs == "sample":
+            from ..inputs import RunInputs
+
+            sampler = RunInputs(scenario, world, replications)
+            values = sampler.draws(operator.index(seed), operator.index(run),
+                                   operator.index(run) + 1)
+            drawn = {k: v[0] for k, v in sampler.columns(values).items()}
+            world = next(iter(sampler.worlds(values, 1)))
     # the compiled run_world takes exact types: numpy integers and truthy values are converted
     record, events = run_world(world, operator.index(seed), operator.index(run), bool(trace))
-    return Outcome(dict(zip(world.fields, record)), events)
+    return Outcome({**dict(zip(world.fields, record)), **drawn}, events)

@@ -35,9 +35,16 @@ def _no_bool_or_text(value: Any) -> Any:
             "{value} is a boolean (yes/no, true/false, on/off), not a number",
             {"value": str(value).lower()})
     if isinstance(value, (str, bytes)):
+        text = value.decode(errors="replace") if isinstance(value, bytes) else value
+        try:
+            float(text)
+        except ValueError:
+            hint = "write it without quotes"
+        else:  # YAML 1.1 reads 1e-1 (no dot) and 0o17 as text, not as numbers
+            hint = "YAML reads this spelling as text: write it with a dot, e.g. 1.0e-1, or as a plain decimal"
         raise PydanticCustomError(
-            "sim_text_not_number", "{value} is text, not a number (write it without quotes)",
-            {"value": repr(value)})
+            "sim_text_not_number", "{value} is text, not a number ({hint})",
+            {"value": repr(value), "hint": hint})
     return value
 
 
