@@ -21,7 +21,8 @@ from sim.scenario import Scenario, load_scenario
 
 REPO = Path(__file__).resolve().parents[1]
 SCENARIOS = REPO / "scenarios"
-BASELINE = SCENARIOS / "baseline.yaml"
+#: The baseline with fixed numbers (as before its beliefs became priors), for tests that need them.
+BASELINE = REPO / "tests" / "data" / "pinned" / "baseline.yaml"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 #: The override that forbids every leaders' summit in the baseline.

@@ -289,6 +289,8 @@ def test_influencer_pulls_a_signatorys_demand_toward_its_ideal(minimal):
 def test_influence_pulls_the_agreement_toward_the_influencer(minimal):
     data = copy.deepcopy(minimal)
     data["sides"]["a"]["topics"]["x"]["reservation"] = 0.1
+    for side in ("a", "b"):  # concede fully within the year (the default horizon is 730 days)
+        data["sides"][side]["topics"]["x"]["patience_days"] = 365
     base = simulate(scenario_of(data), seed=1, run=0)
     data["sides"]["c"] = {"label": "Gamma", "role": "influencer",
                           "topics": {"x": {"ideal": 0.0, "influence": {"a": 0.3}}}}

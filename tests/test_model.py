@@ -232,7 +232,9 @@ def test_topic_inside_a_tracks_authority_is_settled_by_it(minimal):
 
 def test_track_with_unmet_prerequisite_plans_no_meeting(minimal):
     # reservations 0.8 (a) and 0.2 (b): the gap never falls below 0.6, convergence <= 0.4
-    apart = {"sides__a__topics__x__reservation": 0.8, "sides__b__topics__x__reservation": 0.2}
+    apart = {"sides__a__topics__x__reservation": 0.8, "sides__b__topics__x__reservation": 0.2,
+             "sides__a__topics__x__patience_days": 365,  # full concession within the year
+             "sides__b__topics__x__patience_days": 365}
     s = scenario_of(minimal, tracks__t__requires={"convergence": 0.41, "topics": ["x"]}, **apart)
     out = simulate(s, seed=1, trace=True)
     assert out["t.planned"] == 0
@@ -469,6 +471,8 @@ def test_concession_clock_integrates_calm_over_time(minimal):
 
 def test_agreement_relieves_tension(minimal):
     data = copy.deepcopy(minimal)
+    for side in ("a", "b"):  # concede fully within the year (the default horizon is 730 days)
+        data["sides"][side]["topics"]["x"]["patience_days"] = 365
     data["climate"].update(initial_tension=0.5, equilibrium=0.5)
     without = simulate(scenario_of(data), seed=1)
     data["climate"]["agreement_relief"] = 0.1

@@ -15,7 +15,7 @@ import pytest
 from sim.scenario import load_scenario
 from sim.sweep import sweep
 
-BASELINE = Path(__file__).resolve().parents[1] / "scenarios" / "baseline.yaml"
+BASELINE = Path(__file__).resolve().parents[1] / "tests" / "data" / "pinned" / "baseline.yaml"
 
 
 @pytest.fixture(scope="module")

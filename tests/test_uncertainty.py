@@ -282,7 +282,13 @@ def test_summary_json_holds_the_split(job):
     row = spread["estimates"]["flights.p_agreement"]
     assert row["share_unknowns"] == pytest.approx(
         uncertainty_table(job).loc["flights.p_agreement", "share_unknowns"])
-    assert "uncertainty" not in cached_run("baseline", 400).summary().to_dict()
+    from helpers_results import BASELINE
+
+    from sim.montecarlo import run
+    from sim.scenario import load_scenario
+
+    fixed = run(load_scenario(BASELINE), runs=200, workers=1)  # no priors: no split
+    assert "uncertainty" not in fixed.summary().to_dict()
 
 
 # --- the run's table, plot and report --------------------------------------------------------------
@@ -318,7 +324,12 @@ def test_one_run_per_draw_says_the_split_needs_replications():
 
 
 def test_no_priors_shows_no_unknowns():
-    text = render_summary(cached_run("baseline", 400).summary(), width=100)
+    from helpers_results import BASELINE
+
+    from sim.montecarlo import run
+    from sim.scenario import load_scenario
+
+    text = render_summary(run(load_scenario(BASELINE), runs=400, workers=1).summary(), width=100)
     assert "unknowns" not in text and "--replications" not in text
 
 

@@ -26,6 +26,14 @@ EARLIEST_DATE = dt.date(1900, 1, 1)
 LATEST_DATE = dt.date(2200, 12, 31)
 
 
+def _parses_as_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return text.lower().startswith(("0o", "0x"))
+    return True
+
+
 def _no_bool_or_text(value: Any) -> Any:
     """Refuse what pydantic's lax mode would turn into a number: ``yes`` is not 1, ``"30"``
     is not 30. Lax mode stays on for the rest, so 30.0 is still a valid integer."""
@@ -36,12 +44,11 @@ def _no_bool_or_text(value: Any) -> Any:
             {"value": str(value).lower()})
     if isinstance(value, (str, bytes)):
         text = value.decode(errors="replace") if isinstance(value, bytes) else value
-        try:
-            float(text)
-        except ValueError:
-            hint = "write it without quotes"
-        else:  # YAML 1.1 reads 1e-1 (no dot) and 0o17 as text, not as numbers
-            hint = "YAML reads this spelling as text: write it with a dot, e.g. 1.0e-1, or as a plain decimal"
+        hint = "write it without quotes"
+        if any(c in text.lower() for c in "eox") and _parses_as_number(text):
+            # YAML 1.1 reads 1e-1 (no dot) and 0o17 as text, though nobody quoted them
+            hint = ("YAML reads this spelling as text: write it with a dot, e.g. 1.0e-1, "
+                    "or as a plain decimal")
         raise PydanticCustomError(
             "sim_text_not_number", "{value} is text, not a number ({hint})",
             {"value": repr(value), "hint": hint})
