@@ -340,7 +340,8 @@ def test_a_name_longer_than_a_file_name_is_a_clean_error(tmp_path):
 
 @pytest.mark.slow
 def test_a_second_job_on_a_folder_in_use_is_refused_and_mixes_nothing(tmp_path):
-    args = [sys.executable, "-m", "sim", "run", str(BASELINE), "--runs", "4000",
+    pinned = REPO / "tests" / "data" / "pinned" / "baseline.yaml"  # fixed numbers: loads fast
+    args = [sys.executable, "-m", "sim", "run", str(pinned), "--runs", "20000",
             "--chunk-size", "100", "--workers", "1", "--out", "job", "-q", "--no-plots"]
     first = subprocess.Popen(args, cwd=tmp_path, stdin=subprocess.DEVNULL,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -351,14 +352,14 @@ def test_a_second_job_on_a_folder_in_use_is_refused_and_mixes_nothing(tmp_path):
             assert time.monotonic() < deadline
             time.sleep(0.02)
         for extra in ((), ("--resume",), ("--force",)):
-            second = sim("run", str(BASELINE), "--runs", "4000", "--out", "job", "-q",
+            second = sim("run", str(pinned), "--runs", "20000", "--out", "job", "-q",
                          "--no-plots", "--seed", "3", *extra, cwd=tmp_path)
             assert_refused(second, "in use by another sim job")
     finally:
         out, err = first.communicate(timeout=300)
     assert first.returncode == 0, err
     meta = json.loads((tmp_path / "job" / "metadata.json").read_text())
-    assert meta["seed"] != 3 and meta["runs"] == 4000  # the first job alone wrote it
+    assert meta["seed"] != 3 and meta["runs"] == 20000  # the first job alone wrote it
 
 
 # --- corrupt results folders --------------------------------------------------------------

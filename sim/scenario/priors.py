@@ -52,15 +52,23 @@ def take_priors(data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Prio
     return point, priors, problems
 
 
+def _key(node: Mapping[Any, Any], part: str) -> Any:
+    """Return the key of ``node`` written ``part`` (a key that is not text is reported by the
+    validator; here it is found by its text, as the dotted path names it)."""
+    if part in node:
+        return part
+    return next((k for k in node if str(k) == part), part)
+
+
 def _put(data: dict[str, Any], key: str, value: Any) -> None:
     node: Any = data
     parts = key.split(".")
     for part in parts[:-1]:
-        node = node[int(part)] if isinstance(node, list) else node[part]
+        node = node[int(part)] if isinstance(node, list) else node[_key(node, part)]
     if isinstance(node, list):
         node[int(parts[-1])] = value
     else:
-        node[parts[-1]] = value
+        node[_key(node, parts[-1])] = value
 
 
 def _get(data: Mapping[str, Any], key: str) -> Any:
@@ -69,7 +77,7 @@ def _get(data: Mapping[str, Any], key: str) -> Any:
         if isinstance(node, list):
             node = node[int(part)]
         elif isinstance(node, Mapping):
-            node = node.get(part)
+            node = node.get(_key(node, part))
         else:
             return None
     return node
