@@ -90,6 +90,9 @@ class Patcher:
                                    if k.startswith("sides.") and self._is_influence_key(k)})
         self.venue_keys = [k for k in self.keys if k.startswith("venues.")]
         self.regroup = any(k.endswith("half_life_days") for k in self.keys)
+        self._scratch_for: tuple[Target, ...] | None = None
+        self._scratch_world: World = world
+        self._scratch_cells: list[tuple[Any, str, Target]] = []
 
     def _is_influence_key(self, key: str) -> bool:
         parts = key.split(".")
@@ -121,7 +124,7 @@ class Patcher:
     def _scratch(self, columns: Mapping[Target, Any]) -> tuple[World, list[tuple[Any, str, Target]]]:
         """Return the scratch world and, per changed field, (its spec copy, name, target)."""
         targets = tuple(sorted(columns, key=repr))
-        if getattr(self, "_scratch_for", None) == targets:
+        if self._scratch_for == targets:
             return self._scratch_world, self._scratch_cells
         base = self.world
         copies: dict[tuple[str, int], Any] = {}
@@ -254,7 +257,8 @@ class Patcher:
         if field in direct:
             return [(("tracks", i, direct[field], None), _floats)]
         if field == "cadence_days":  # without a first day, the first proposal is one cadence in
-            found = [(("tracks", i, "cadence", None), _floats)]
+            found: list[tuple[Target, Callable[[Any], Any]]] = [
+                (("tracks", i, "cadence", None), _floats)]
             if track.first_day is None:
                 found.append((("tracks", i, "first_day", None), _floats))
             return found
