@@ -19,7 +19,14 @@ from scipy import stats
 
 from .errors import InputError
 from .model.compiled import AGREEMENT, DEFAULT
-from .summary import CONFIDENCE, HEADLINE, headline_label, last_day_before, milestones
+from .summary import (
+    CONFIDENCE,
+    HEADLINE,
+    TableRepr,
+    headline_label,
+    last_day_before,
+    milestones,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -56,12 +63,15 @@ class Difference:
 COMPARISON_COLUMNS = ["scenario", "metric", "a", "b", "difference", "low", "high", "p_value"]
 
 
-class Comparison:
+class Comparison(TableRepr):
     """Differences between a reference job and each other job.
 
     In a notebook it shows as its table (``repr``, ``_repr_html_``); ``to_frame()`` returns
     every difference as a row of a DataFrame.
     """
+
+    _columns = COMPARISON_COLUMNS
+    _html_index = False
 
     def __init__(self, names: list[str], rows: list[tuple[str, Difference]], paired: dict[str, bool]):
         self.names = names
@@ -82,16 +92,6 @@ class Comparison:
         return (f"Differences from {self.reference} (a: {self.reference}, b: "
                 f"{', '.join(self.names[1:])}; {CONFIDENCE:.0%} intervals)")
 
-    def __repr__(self) -> str:
-        frame = self.to_frame()[COMPARISON_COLUMNS]
-        return f"{self._title()}\n{frame.to_string(float_format=lambda v: f'{v:.4g}')}"
-
-    def _repr_html_(self) -> str:
-        import html
-
-        frame = self.to_frame()[COMPARISON_COLUMNS]
-        return (f"<p><b>{html.escape(self._title())}</b></p>"
-                + frame.to_html(index=False, float_format=lambda v: f"{v:.4g}"))
 
     def get(self, metric: str, scenario: str | None = None) -> Difference:
         for name, d in self.rows:

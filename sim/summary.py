@@ -140,7 +140,32 @@ def last_day_before(deadline: dt.date, start: dt.date, horizon: int) -> int:
 SUMMARY_COLUMNS = ["label", "estimate", "se", "low", "high"]
 
 
-class Summary:
+class TableRepr:
+    """Shows an object as its table: a title, then ``to_frame()[_columns]``, in a terminal
+    and in Jupyter."""
+
+    _columns: list[str] = []
+    _html_index = True
+
+    def _title(self) -> str:
+        raise NotImplementedError
+
+    def to_frame(self) -> pd.DataFrame:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        frame = self.to_frame()[self._columns]
+        return f"{self._title()}\n{frame.to_string(float_format=lambda v: f'{v:.4g}')}"
+
+    def _repr_html_(self) -> str:
+        import html
+
+        frame = self.to_frame()[self._columns]
+        return (f"<p><b>{html.escape(self._title())}</b></p>"
+                + frame.to_html(index=self._html_index, float_format=lambda v: f"{v:.4g}"))
+
+
+class Summary(TableRepr):
     """The headline estimates of one job, as rows.
 
     In a notebook it shows as its table (``repr``, ``_repr_html_``); ``to_frame()`` returns
@@ -148,6 +173,9 @@ class Summary:
     inputs were drawn from priors also has ``uncertainty`` (:class:`~sim.uncertainty.Spread`):
     how much of each headline estimate's spread the unknowns explain; None otherwise.
     """
+
+    _columns = SUMMARY_COLUMNS
+    _html_index = True
 
     def __init__(self, name: str, runs: int, start: dt.date, rows: list[Estimate],
                  reference: dict[str, float] | None = None, *, end: dt.date | None = None,
@@ -190,16 +218,6 @@ class Summary:
     def _title(self) -> str:
         return f"Summary of {self.name}: {self.runs:,} runs, {CONFIDENCE:.0%} intervals"
 
-    def __repr__(self) -> str:
-        frame = self.to_frame()[SUMMARY_COLUMNS]
-        return f"{self._title()}\n{frame.to_string(float_format=lambda v: f'{v:.4g}')}"
-
-    def _repr_html_(self) -> str:
-        import html
-
-        frame = self.to_frame()[SUMMARY_COLUMNS]
-        return (f"<p><b>{html.escape(self._title())}</b></p>"
-                + frame.to_html(float_format=lambda v: f"{v:.4g}"))
 
     def to_dict(self) -> dict[str, Any]:
         """Return the summary as plain data (summary.json), with the split when there is one."""
