@@ -33,6 +33,7 @@ _PLOTS = (
     "plot_meetings",
     "plot_outcome_categories",
     "plot_sensitivity",
+    "plot_prior_posterior",
     "plot_sweep_heatmap",
     "plot_sweep_line",
     "save_default_plots",
@@ -57,15 +58,19 @@ _EXPORTS = {
     "uncertainty_table": "sim.uncertainty",
     "discover": "sim.discovery",
     "importance": "sim.discovery",
+    "calibrate": "sim.calibration",
+    "load_posterior": "sim.calibration",
+    "Posterior": "sim.inputs",
     **{name: "sim.plots" for name in _PLOTS},
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
 
 if TYPE_CHECKING:
+    from .calibration import calibrate, load_posterior
     from .compare import compare
     from .discovery import discover, importance
-    from .inputs import Prior, problem
+    from .inputs import Posterior, Prior, problem
     from .model import Outcome, compile_scenario, simulate
     from .montecarlo import run
     from .plots import (
@@ -77,6 +82,7 @@ if TYPE_CHECKING:
         plot_input_spread,
         plot_meetings,
         plot_outcome_categories,
+        plot_prior_posterior,
         plot_sensitivity,
         plot_sweep_heatmap,
         plot_sweep_line,

@@ -143,6 +143,10 @@ def trace(scenario: str, run_index: int, seed: int | None, overrides: tuple[str,
 @click.option("--replications", "-R", type=click.IntRange(min=1), default=1, show_default=True,
               help="Runs per input draw: with R > 1 the summary splits the spread into "
                    "what the unknowns and what the events contribute.")
+@click.option("--inputs-from", "inputs_from", type=click.Path(file_okay=False), default=None,
+              metavar="CALIBRATION",
+              help="Draw the calibrated inputs from this calibration's posterior (sim "
+                   "calibrate); the other priors stay.")
 @click.option("--csv", "write_csv", is_flag=True, help="Also write the outcomes as CSV.")
 @click.option("--svg", is_flag=True, help="Also write the plots as SVG.")
 @click.option("--no-plots", is_flag=True, help="Skip the plots.")
@@ -151,8 +155,9 @@ def trace(scenario: str, run_index: int, seed: int | None, overrides: tuple[str,
 def run_command(scenario: str, runs: int | None, seed: int | None, workers: int | None,
                 executor: str, scheduler: str | None, chunk_size: int | None,
                 overrides: tuple[str, ...], out: str | None, force: bool, resume: bool,
-                target_se: float | None, input_mode: str, replications: int, write_csv: bool,
-                svg: bool, no_plots: bool, quiet: bool) -> None:
+                target_se: float | None, input_mode: str, replications: int,
+                inputs_from: str | None, write_csv: bool, svg: bool, no_plots: bool,
+                quiet: bool) -> None:
     """Run a scenario many times and write its results folder."""
     import sys
     from pathlib import Path
@@ -169,9 +174,13 @@ def run_command(scenario: str, runs: int | None, seed: int | None, workers: int 
                       scheduler=scheduler, chunk_size=chunk_size, out=folder, resume=resume,
                       force=force, target_se=target_se, overrides=overrides,
                       inputs=input_mode, replications=replications, keep_lock=True,
-                      progress=not quiet and sys.stderr.isatty())
+                      inputs_from=inputs_from, progress=not quiet and sys.stderr.isatty())
     except KeyboardInterrupt:
         _interrupted(folder)
+    unknown = results.metadata.get("calibration", {}).get("not_in_scenario")
+    if unknown:  # said even with --quiet: these inputs of the posterior were not used
+        click.echo(f"note: the posterior in {inputs_from} has inputs {s.name} has no prior on, "
+                   f"not used: {', '.join(unknown)}", err=True)
     try:  # the folder stays locked until its plots and CSV are written too
         _finish_outputs(results, folder, write_csv=write_csv, svg=svg, no_plots=no_plots,
                         quiet=quiet, overrides=overrides)
@@ -471,6 +480,67 @@ def sweep_command(scenario: str, param_specs: tuple[str, ...], design: str, poin
         click.echo(f"{len(table)} points x {runs} runs; results in {folder}/:")
     for path in written:
         click.echo(f"  {path}")
+
+
+@main.command("calibrate")
+@click.argument("scenario", type=click.Path(dir_okay=False))
+@click.option("--facts", type=click.Path(dir_okay=False), required=True,
+              help="Dated facts file: what happened, each with its date.")
+@click.option("--input", "inputs", multiple=True, metavar="KEY",
+              help="An uncertain input to calibrate: a dotted key or a pattern such as "
+                   "'tracks.*.cancel_prob' (repeatable; default: every prior, at most 20).")
+@click.option("--population", type=int, default=400, show_default=True,
+              help="Particles per generation.")
+@click.option("--generations", type=int, default=8, show_default=True,
+              help="The most generations to run.")
+@click.option("--min-acceptance", type=float, default=0.02, show_default=True,
+              help="Stop once a generation accepts fewer proposals than this share.")
+@click.option("--max-simulations", type=int, default=200_000, show_default=True,
+              help="Stop once this many simulations are spent.")
+@click.option("--check-runs", type=int, default=2000, show_default=True,
+              help="Runs of the posterior predictive check.")
+@click.option("--seed", type=click.IntRange(min=0), default=None,
+              help="Seed (default: the scenario's).")
+@click.option("--workers", "-w", type=int, default=None, help="Worker processes (default: all cores).")
+@click.option("--executor", type=click.Choice(["auto", "local", "process", "dask"]), default="auto",
+              show_default=True, help="Where simulations go: this process, a process pool, or Dask.")
+@click.option("--scheduler", default=None, metavar="ADDRESS", help="Address of a running Dask scheduler.")
+@click.option("--out", "-o", type=click.Path(file_okay=False), default=None,
+              help="Calibration folder (default: results/<scenario name>-calibration).")
+@click.option("--force", is_flag=True, help="Replace an existing calibration folder.")
+@click.option("--resume", is_flag=True,
+              help="Continue an interrupted calibration from its last complete generation.")
+@click.option("--no-plots", is_flag=True, help="Skip the prior-against-posterior plots.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress display.")
+@_reports_bad_input
+def calibrate_command(scenario: str, facts: str, inputs: tuple[str, ...], population: int,
+                      generations: int, min_acceptance: float, max_simulations: int,
+                      check_runs: int, seed: int | None, workers: int | None, executor: str,
+                      scheduler: str | None, out: str | None, force: bool, resume: bool,
+                      no_plots: bool, quiet: bool) -> None:
+    """Fit a scenario's uncertain inputs to dated facts (ABC-SMC); write the posterior.
+
+    Each simulation is one run read at every fact's date; the distance is the L1 distance of
+    the facts' quantities, each scaled by its spread (docs/model.md, 'Calibration'). The
+    folder holds posterior.parquet (a weight column and one per input), generations.csv,
+    a prior-against-posterior plot per input and the posterior predictive check
+    (check.txt). Use it with sim run --inputs-from FOLDER.
+    """
+    import sys
+
+    from .calibration import Settings, calibrate, summary_text
+    from .scenario import load_scenario
+
+    if force and resume:
+        raise BadInput("error: --force and --resume exclude each other")
+    s = load_scenario(scenario)
+    settings = Settings(population=population, generations=generations,
+                        min_acceptance=min_acceptance, max_simulations=max_simulations,
+                        seed=s.seed if seed is None else seed, check_runs=check_runs)
+    cal = calibrate(s, facts, inputs=inputs, settings=settings, out=out, force=force,
+                    resume=resume, workers=workers, executor=executor, scheduler=scheduler,
+                    progress=not quiet and sys.stderr.isatty(), plots=not no_plots)
+    click.echo(summary_text(cal))
 
 
 @main.command("hindcast")

@@ -41,6 +41,37 @@ COLUMN_PREFIX = "input."
 _FROZEN: dict[tuple, Any] = {}
 
 
+#: The key of the inputs stream's uniform that picks a run's posterior particle.
+POSTERIOR_KEY = "__posterior__"
+
+
+class Posterior(BaseModel):
+    """A weighted sample of input values (a calibration's posterior) that runs draw from.
+
+    Each input draw picks one particle with probability proportional to its weight (through
+    the inputs stream, key :data:`POSTERIOR_KEY`), and its keys take that particle's values;
+    the scenario's other uncertain keys keep their priors.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    keys: tuple[str, ...]
+    particles: tuple[tuple[float, ...], ...]
+    weights: tuple[float, ...]
+    #: where it came from (a calibration folder) and a digest of its content
+    source: str = ""
+    digest: str = ""
+
+    def cumulative(self) -> np.ndarray:
+        w = np.asarray(self.weights, dtype=float)
+        return np.cumsum(w / w.sum())
+
+    def pick(self, u: np.ndarray) -> np.ndarray:
+        """Return the particle index of each uniform in ``u``."""
+        cumulative = self.cumulative()
+        return np.minimum(np.searchsorted(cumulative, u, side="right"), len(cumulative) - 1)
+
+
 class Prior(BaseModel):
     """One uncertain input: a distribution over the values of one dotted scenario key."""
 
@@ -363,6 +394,13 @@ class RunInputs:
         self.keys = list(self.priors)
         self.replications = replications
         self.patcher = Patcher(scenario, world, self.keys)
+        self.posterior: Posterior | None = getattr(scenario, "posterior", None)
+        #: the posterior's keys the scenario has priors on, and their columns
+        self.posterior_keys: dict[str, int] = {}
+        if self.posterior is not None:
+            self.particles = np.asarray(self.posterior.particles, dtype=float)
+            self.posterior_keys = {k: j for j, k in enumerate(self.posterior.keys)
+                                   if k in self.priors}
 
     def draws(self, seed: int, start: int, stop: int,
               words: np.ndarray | None = None) -> dict[str, Any]:
@@ -377,6 +415,11 @@ class RunInputs:
         if words is not None and self.replications == 1:
             given = words[:, INPUT_WORDS[0]:INPUT_WORDS[1]]
         values = sample(self.priors, seed, unique.tolist(), words=given)
+        if self.posterior is not None and self.posterior_keys:
+            words_ = given if given is not None else input_words(seed, unique.tolist())
+            chosen = self.posterior.pick(uniforms(words_, POSTERIOR_KEY))
+            for key, column in self.posterior_keys.items():
+                values[key] = self.particles[chosen, column]
         out: dict[str, Any] = {}
         for key, v in values.items():
             out[key] = np.asarray(v)[index] if not self.priors[key].categorical else [v[k] for k in index]
@@ -429,7 +472,7 @@ def schema_with_priors(schema: dict[str, Any]) -> dict[str, Any]:
     is (``Scenario.priors`` is internal: files write priors in place)."""
     schema = dict(schema)
     schema.setdefault("$defs", {})["Prior"] = PRIOR_SCHEMA
-    schema["properties"] = {k: v for k, v in schema["properties"].items() if k != "priors"}
+    schema["properties"] = {k: v for k, v in schema["properties"].items() if k not in ("priors", "posterior")}
     skip = {"runs", "seed", "horizon_days", "start"}
 
     def widen(node: Any) -> Any:

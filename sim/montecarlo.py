@@ -310,6 +310,7 @@ def run(
     inputs: str = "sample",
     replications: int = 1,
     keep_lock: bool = False,
+    inputs_from: str | Path | None = None,
 ) -> Results:
     """Return the results of a Monte Carlo job of ``runs`` runs of ``scenario``.
 
@@ -327,15 +328,31 @@ def run(
     with their own event streams, so that the spread due to the unknowns can be told from
     the spread due to events (:mod:`sim.uncertainty`). With ``keep_lock`` the results folder
     stays locked until ``results.release()`` (for outputs written after the job).
+
+    ``inputs_from`` (a calibration folder written by :func:`sim.calibration.calibrate`)
+    draws each input draw's calibrated inputs from that posterior, one weighted particle per
+    draw through the inputs stream; the scenario's other priors stay as they are, and the
+    posterior's keys the scenario has no prior on are reported in ``metadata.json``.
     """
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
+    calibration = None
+    if inputs_from is not None:
+        from .calibration import attach, load_posterior
+
+        if inputs == "point":
+            raise InputError("--inputs point and --inputs-from exclude each other: point mode "
+                             "runs every prior at its median")
+        scenario, calibration = attach(scenario, load_posterior(inputs_from))
     folder = Path(out) if out is not None else None
     if resume and folder is not None:  # finish the job as it was started, unless told
         settings = ResultsStore(folder).job_settings()
         runs = settings.get("runs") if runs is None else runs
         target_se = settings.get("target_se") if target_se is None else target_se
-    notes = {"overrides": list(overrides)} if overrides else None
+    notes = {"overrides": list(overrides)} if overrides else {}
+    if calibration is not None:
+        notes["calibration"] = calibration
+    notes = notes or None
     job = JobSpec(scenario, scenario.runs if runs is None else runs,
                   scenario.seed if seed is None else seed, folder, resume, force, target_se,
                   notes=notes, inputs=inputs, replications=replications, keep_lock=keep_lock)
@@ -380,7 +397,7 @@ def run_jobs(jobs: list[JobSpec], *, workers: int | None = None, executor: str =
     scenarios = [spec.scenario.model_copy(update={"runs": spec.runs, "seed": spec.seed})
                  for spec in jobs]
     # what the workers run: in point mode the scenario's point values, without its priors
-    dispatched = [s.model_copy(update={"priors": {}}) if spec.inputs == "point" else s
+    dispatched = [s.model_copy(update={"priors": {}, "posterior": None}) if spec.inputs == "point" else s
                   for spec, s in zip(jobs, scenarios)]
     payloads = {scenario_hash(s): s.model_dump_json() for s in dispatched}
     # a cluster that cannot be reached fails the job before any folder is touched

@@ -68,7 +68,13 @@ COMPARISON = Layout(
            "outcome_categories.png", "agreed_values.png", "meetings.png",
            "forest_probabilities.png", "forest_means.png"),
 )
-KINDS = {"results": RESULTS, "sweep": SWEEP, "comparison": COMPARISON}
+CALIBRATION = Layout(
+    files=(MARKER, "calibration.json", "calibration.db", "calibration.db-journal",
+           "posterior.parquet", "generations.csv", "check.json", "check.txt"),
+    folders={"plots": Layout(files=())},
+)
+KINDS = {"results": RESULTS, "sweep": SWEEP, "comparison": COMPARISON,
+         "calibration": CALIBRATION}
 
 
 def is_empty(path: Path) -> bool:
@@ -348,7 +354,8 @@ def _check_claim(path: Path, kind: str, *, force: bool, resume: bool) -> None:
     elif force:
         check_replaceable(path, kind)
     elif is_ours(path, kind):
-        what = {"results": "results", "sweep": "a sweep", "comparison": "a comparison"}[kind]
+        what = {"results": "results", "sweep": "a sweep", "comparison": "a comparison",
+                "calibration": "a calibration"}[kind]
         resume_hint = "" if kind == "comparison" else " or --resume to finish an interrupted job"
         raise InputError(f"{path} already holds {what}; use --force to replace it{resume_hint}")
     else:

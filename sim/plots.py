@@ -575,3 +575,37 @@ def plot_sensitivity(sensitivity, *, ax: Axes | None = None) -> Figure:
     ax.grid(axis="y", visible=False)
     ax.legend(fontsize=8)
     return fig
+
+
+@_styled
+def plot_prior_posterior(key: str, prior, values: np.ndarray, weights: np.ndarray | None = None,
+                         *, ax: Axes | None = None) -> Figure:
+    """Plot an input's prior density against its (weighted) posterior sample's histogram,
+    with both central 90% intervals marked."""
+    fig, ax = _new_axes(ax, (6.0, 3.6))
+    values = np.asarray(values, dtype=float)
+    weights = np.ones_like(values) if weights is None else np.asarray(weights, dtype=float)
+    frozen = prior._frozen()
+    lo, hi = (float(x) for x in prior.support())
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        lo, hi = float(frozen.ppf(0.001)), float(frozen.ppf(0.999))
+    grid = np.linspace(lo, hi, 400)
+    prior_colour, post_colour = _colours(2)
+    ax.plot(grid, frozen.pdf(grid), color=prior_colour, label=f"prior {prior.describe()}")
+    ax.hist(values, bins=30, range=(lo, hi), weights=weights, density=True, alpha=0.55,
+            color=post_colour, label="posterior (weighted particles)")
+    for q_lo, q_hi, colour in ((float(frozen.ppf(0.05)), float(frozen.ppf(0.95)), prior_colour),
+                               (*_weighted_interval(values, weights), post_colour)):
+        ax.axvspan(q_lo, q_hi, ymin=0, ymax=0.03, color=colour, alpha=0.9)
+    ax.set_xlabel(key)
+    ax.set_ylabel("density")
+    ax.set_title(_short(key, 60), fontsize=10)
+    ax.legend(fontsize=8, loc="best")
+    return fig
+
+
+def _weighted_interval(values: np.ndarray, weights: np.ndarray) -> tuple[float, float]:
+    order = np.argsort(values, kind="stable")
+    cdf = np.cumsum(weights[order]) / weights.sum()
+    pick = lambda q: float(values[order][min(np.searchsorted(cdf, q), len(values) - 1)])  # noqa: E731
+    return pick(0.05), pick(0.95)

@@ -49,7 +49,12 @@ os.umask(_UMASK)
 
 def scenario_hash(scenario: Scenario) -> str:
     """Return a SHA-256 of the scenario's model content (runs and seed excluded)."""
-    data = scenario.model_dump(mode="json", exclude={"runs", "seed"})
+    # a scenario without a posterior hashes as it did before posteriors existed
+    # (and one with a posterior hashes its content, not where it was read from)
+    exclude: dict[str, Any] = {"runs": True, "seed": True, "posterior": True}
+    if scenario.posterior is not None:
+        exclude["posterior"] = {"source": True}
+    data = scenario.model_dump(mode="json", exclude=exclude)
     text = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 

@@ -43,6 +43,12 @@ Lines = dict[str, tuple[str, int | None]]
 
 _PRIORS_IN_PLACE = ("not a key of its own: write each prior in place of the value it is "
                     "about, e.g. cancel_prob: {uniform: [0.05, 0.3]}")
+#: Scenario fields a file may not set, and why.
+_INTERNAL = {
+    "priors": _PRIORS_IN_PLACE,
+    "posterior": ("not a key of a scenario file: runs draw from a calibration's posterior "
+                  "with sim run --inputs-from CALIBRATION"),
+}
 
 
 @dataclass(frozen=True)
@@ -90,12 +96,13 @@ def load_scenario(
     """
     source = _read(Path(path), chain=())
     problems: list[Problem] = []
-    if "priors" in source.data:
-        problems.append(_located("priors", _PRIORS_IN_PLACE, source.lines))
-        source.data.pop("priors")
+    for internal, why in _INTERNAL.items():
+        if internal in source.data:
+            problems.append(_located(internal, why, source.lines))
+            source.data.pop(internal)
     for key, value in _normalise_overrides(overrides, problems):
-        if key.split(".")[0] == "priors":
-            problems.append(Problem(key, _PRIORS_IN_PLACE, OVERRIDE))
+        if key.split(".")[0] in _INTERNAL:
+            problems.append(Problem(key, _INTERNAL[key.split(".")[0]], OVERRIDE))
             continue
         try:
             _set_dotted(source.data, key, value)
@@ -115,8 +122,9 @@ def load_scenario(
 def parse_scenario(text: str, name: str = "<string>") -> Scenario:
     """Return the validated scenario written in YAML ``text`` (no ``extends:``)."""
     data, lines = _parse_mapping(text, name)
-    if "priors" in data:
-        raise ScenarioError([_located("priors", _PRIORS_IN_PLACE, lines)])
+    for internal, why in _INTERNAL.items():
+        if internal in data:
+            raise ScenarioError([_located(internal, why, lines)])
     if "extends" in data:
         raise ScenarioError([Problem("extends", "not allowed in a scenario given as text", name)])
     return validate(data, lines)
@@ -176,7 +184,7 @@ def _prior_errors(errors: list[Any], priors: Mapping[str, Any], bad: set[str]) -
 
 def scenario_to_dict(scenario: Scenario) -> dict[str, Any]:
     """Return the scenario as plain YAML-ready data, every default filled in."""
-    return scenario.model_dump(mode="json")
+    return scenario.model_dump(mode="json", exclude={"posterior"})
 
 
 def dump_scenario(scenario: Scenario) -> str:

@@ -17,7 +17,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from ..inputs import Prior
+from ..inputs import Posterior, Prior
 
 #: Longest name: names become file names, column names and folder names.
 NAME_MAX_LENGTH = 64
@@ -274,6 +274,11 @@ class Scenario(_Strict):
     priors: dict[str, Prior] = Field(
         default_factory=dict,
         description="Uncertain inputs by dotted key; files write each in place of its value",
+    )
+    posterior: Posterior | None = Field(
+        default=None,
+        description="A calibration's posterior the runs draw their inputs from (sim run "
+                    "--inputs-from); never written in a scenario file",
     )
 
     @model_validator(mode="after")
