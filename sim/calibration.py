@@ -466,7 +466,10 @@ def calibrate(scenario: Scenario | str | Path, facts: FactsFile | str | Path, *,
         raise InputError(f"workers: {workers} must be at least 1")
     if executor == "auto":
         executor = "local" if workers == 1 else "process"
-    engine = make_executor({}, executor, workers, scheduler)
+    from .results import scenario_hash
+
+    engine = make_executor({scenario_hash(scenario): scenario.model_dump_json()}, executor,
+                           workers, scheduler)
     lock = None
     created = False
     try:
@@ -774,7 +777,7 @@ def load_posterior(folder: str | Path) -> Posterior:
             or np.any(weights < 0) or weights.sum() <= 0:
         raise InputError(f"--inputs-from {folder}: {POSTERIOR_FILE} needs finite values and "
                          "non-negative weights that do not sum to 0")
-    return _posterior(keys, particles, weights / weights.sum(), str(folder))
+    return _posterior(keys, particles, weights, str(folder))
 
 
 def attach(scenario: Scenario, posterior: Posterior) -> tuple[Scenario, dict[str, Any]]:
