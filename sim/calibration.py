@@ -54,7 +54,7 @@ import numpy as np
 
 from .errors import InputError
 from .facts import FactsFile, Item, check_fits, horizons, item_values, load_facts
-from .inputs import Posterior, Prior
+from .inputs import Posterior, Prior, Quantiles, family_groups
 from .scenario import Scenario, load_scenario
 
 #: Spawn-key namespace of the calibration's random streams (apart from the runs' streams).
@@ -185,6 +185,7 @@ class _Simulator:
         self.inputs = RunInputs(scenario, world)
         self.keys = model.keys
         self.others = [(k, p) for k, p in scenario.priors.items() if k not in set(model.keys)]
+        self.quantiles = Quantiles([p for _, p in self.others])
         self.pool = StreamPool()
 
     def simulate(self, values: dict[str, float]) -> dict[str, float]:
@@ -193,9 +194,8 @@ class _Simulator:
         drawn: dict[str, Any] = dict(values)
         if self.others:
             u = np.random.random(len(self.others))
-            for (key, prior), x in zip(self.others, u):
-                v = prior.ppf(np.array([x]))
-                drawn[key] = v[0]
+            for (key, _), column in zip(self.others, self.quantiles(u[None, :])):
+                drawn[key] = column[0]
         world = self.inputs.patcher.world_for(drawn)
         seed = int(np.random.randint(0, 2**62))
         records = {}
@@ -420,14 +420,32 @@ class Calibration:
 
 
 def pyabc_prior(scenario: Scenario, keys: list[str]):
-    """The priors of ``keys`` as a :class:`pyabc.Distribution` (the same scipy.stats laws)."""
+    """The priors of ``keys`` as a :class:`pyabc.Distribution` (the same scipy.stats laws),
+    whose joint density takes one scipy.stats call per family instead of one per input
+    (pyabc evaluates it for every proposal)."""
     import pyabc
+
+    class GroupedDistribution(pyabc.Distribution):
+        def __init__(self, *args: Any, **kwargs: Any):
+            super().__init__(*args, **kwargs)
+            self.names = list(self.keys())
+            self.groups = family_groups({j: self[k].distribution
+                                         for j, k in enumerate(self.names)})
+
+        def pdf(self, x: Any) -> float:
+            if sorted(x.keys()) != sorted(self.names):
+                return super().pdf(x)
+            values = np.array([float(x[k]) for k in self.names])
+            density = 1.0
+            for dist, columns, args, named in self.groups:
+                density *= float(np.prod(dist.pdf(values[columns], *args, **named)))
+            return density
 
     rvs = {}
     for key in keys:
         frozen = scenario.priors[key]._frozen()
         rvs[key] = pyabc.RV(frozen.dist.name, *frozen.args, **frozen.kwds)
-    return pyabc.Distribution(**rvs)
+    return GroupedDistribution(**rvs)
 
 
 def calibrate(scenario: Scenario | str | Path, facts: FactsFile | str | Path, *,
@@ -793,13 +811,26 @@ def attach(scenario: Scenario, posterior: Posterior) -> tuple[Scenario, dict[str
         raise InputError(f"--inputs-from {posterior.source}: none of its inputs "
                          f"({', '.join(posterior.keys)}) is an uncertain input of "
                          f"{scenario.name}")
+    from .scenario import scenario_to_dict
+    from .scenario.priors import order_problems, support_problems
+
+    # the posterior replaces the scenario's prior for its keys: its values must be ones the
+    # scenario's rules allow (a probability in [0, 1], positions in their order), as a prior
+    # spanning them would have to be
     particles = np.asarray(posterior.particles, dtype=float)
+    spans: dict[str, Prior] = {}
     for key in used:
-        lo, hi = scenario.priors[key].support()
         column = particles[:, posterior.keys.index(key)]
-        if np.any(column < lo) or np.any(column > hi):
-            raise InputError(f"--inputs-from {posterior.source}: {key} takes values outside "
-                             f"{scenario.name}'s prior for it ({scenario.priors[key].describe()})")
+        lo, hi = float(column.min()), float(column.max())
+        spans[key] = (Prior(family="uniform", params=(lo, hi)) if hi > lo
+                      else Prior(family="choice", values=(lo,)))
+    point = scenario_to_dict(scenario)
+    problems = support_problems(point, spans) + order_problems(point, spans)
+    if problems:
+        lines = [f"--inputs-from {posterior.source}: {key}: its posterior values break "
+                 f"{scenario.name}'s rules ({why.replace('the prior ', 'the values ')})"
+                 for key, why in problems]
+        raise InputError("\n".join(lines))
     record = {"source": posterior.source, "digest": posterior.digest,
               "particles": len(posterior.weights), "inputs": used, "not_in_scenario": unknown,
               "kept_priors": sum(1 for k in scenario.priors if k not in posterior.keys)}
@@ -816,7 +847,8 @@ def summary_text(cal: Calibration) -> str:
 
     table = Table(title=f"Calibration of {cal.scenario.name}: {len(cal.keys)} inputs, "
                         f"{len(cal.posterior.weights)} particles")
-    for name, justify in (("input", "left"), ("prior", "left"), ("prior 90%", "right"),
+    table.add_column("input", no_wrap=True)
+    for name, justify in (("prior", "left"), ("prior 90%", "right"),
                           ("posterior median", "right"), ("posterior 90%", "right"),
                           ("width / prior's", "right")):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
@@ -833,7 +865,7 @@ def summary_text(cal: Calibration) -> str:
         gens.add_row(str(g["generation"]), f"{g['epsilon']:.4g}", f"{g['simulations']:,}",
                      f"{g['acceptance_rate']:.1%}", f"{g['ess']:.0f}")
     buffer = io.StringIO()
-    console = Console(file=buffer, width=110, force_terminal=False, color_system=None)
+    console = Console(file=buffer, width=150, force_terminal=False, color_system=None)
     console.print(table)
     console.print(gens)
     lines = [buffer.getvalue().rstrip()]

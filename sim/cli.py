@@ -241,6 +241,11 @@ def _finish_outputs(results, folder, *, write_csv: bool, svg: bool, no_plots: bo
     workers = f"{meta['workers']} worker" + ("" if meta["workers"] == 1 else "s")
     click.echo(f"{results.runs:,} runs with seed {meta['seed']} on {meta['executor']} "
                f"({workers}) in {meta['wall_seconds']:.1f} s{speed}{stop}")
+    calibration = meta.get("calibration")
+    if calibration:
+        click.echo(f"Inputs {', '.join(calibration['inputs'])} drawn from the posterior in "
+                   f"{calibration['source']} ({calibration['particles']:,} particles); "
+                   f"{calibration['kept_priors']} other inputs from their priors")
     click.echo(f"Results in {folder}/:")
     for path in written:
         click.echo(f"  {path}")

@@ -358,6 +358,45 @@ def sample(priors: Mapping[str, Prior], seed: int, draws: Sequence[int],
     return {key: prior.ppf(uniforms(words, key)) for key, prior in priors.items()}
 
 
+def family_groups(frozen: Mapping[int, Any]) -> list[tuple[Any, list[int], list[np.ndarray],
+                                                             dict[str, np.ndarray]]]:
+    """Group frozen scipy.stats distributions (by column) by family: for each family, the
+    distribution, its columns, and its shape and keyword parameters as arrays."""
+    families: dict[tuple, list[int]] = {}
+    for j, f in frozen.items():
+        families.setdefault((f.dist.name, len(f.args), tuple(sorted(f.kwds))), []).append(j)
+    groups = []
+    for (_, n_args, kwds), columns in families.items():
+        members = [frozen[j] for j in columns]
+        args = [np.array([f.args[a] for f in members], dtype=float) for a in range(n_args)]
+        named = {k: np.array([f.kwds[k] for f in members], dtype=float) for k in kwds}
+        groups.append((members[0].dist, columns, args, named))
+    return groups
+
+
+class Quantiles:
+    """The quantile functions of many priors at once: ``Quantiles(priors)(u)`` maps uniforms
+    ``u`` of shape (rows, len(priors)) to their values, one scipy.stats call per family with
+    the parameters broadcast (the same numbers as one call per prior, element by element,
+    without a call's fixed cost ~60 us per prior). Choice priors are done one by one."""
+
+    def __init__(self, priors: Sequence[Prior]):
+        self.priors = list(priors)
+        self.choices = [j for j, p in enumerate(self.priors) if p.categorical]
+        self.groups = family_groups({j: p._frozen() for j, p in enumerate(self.priors)
+                                     if not p.categorical})
+
+    def __call__(self, u: np.ndarray) -> list[Any]:
+        out: list[Any] = [None] * len(self.priors)
+        for dist, columns, args, named in self.groups:
+            block = dist.ppf(u[:, columns], *args, **named)
+            for c, j in enumerate(columns):
+                out[j] = block[:, c]
+        for j in self.choices:
+            out[j] = self.priors[j].ppf(u[:, j])
+        return out
+
+
 def point_values(priors: Mapping[str, Prior]) -> dict[str, Any]:
     """Return each key's point value (median, or a choice's mode) for point mode."""
     return {key: prior.point() for key, prior in priors.items()}

@@ -37,6 +37,7 @@ from sim.calibration import (
     posterior_summary,
     pyabc_prior,
 )
+from sim.errors import InputError
 from sim.facts import evaluate, load_facts
 from sim.inputs import POSTERIOR_KEY, Posterior, input_words, uniforms
 from sim.montecarlo import run
@@ -349,17 +350,58 @@ def test_inputs_from_refuses_what_is_not_a_calibration(tmp_path, small):
         assert not out.exists()
 
 
-def test_inputs_from_refuses_values_outside_the_scenario_prior(small, tmp_path):
+def test_posterior_replaces_a_narrower_prior_but_not_the_rules(small, tmp_path):
+    """The posterior takes the place of the scenario's prior, whatever its width; values
+    the scenario's rules refuse (a probability above 1) are an error before anything runs."""
     narrow = tmp_path / "narrow.yaml"
     narrow.write_text(SYNTHETIC.read_text().replace("{uniform: [0.05, 0.8]}",
                                                     "{uniform: [0.05, 0.06]}"))
-    proc = sim_cli("run", str(narrow), "--runs", "50", "--inputs-from", str(small.folder),
-                   "--out", str(tmp_path / "out"), "--no-plots", "-q")
-    assert_clean_error(proc)
-    assert "outside" in proc.stderr
+    res = run(narrow, runs=200, workers=1, inputs_from=small.folder)
+    assert res.inputs[CANCEL].max() > 0.06
+    bad = Posterior(keys=(CANCEL,), particles=((0.5,), (1.5,)), weights=(0.5, 0.5),
+                    source="bad")
+    with pytest.raises(InputError, match="1.5"):
+        attach(load_scenario(SYNTHETIC), bad)
 
 
 def test_loaded_posterior_round_trips(small):
     post = load_posterior(small.folder)
     assert post.keys == (PATIENCE, CANCEL)
     assert post.digest == small.posterior.digest
+
+
+def test_grouped_prior_density_is_the_product_of_the_priors():
+    scenario = load_scenario(REPO / "scenarios" / "hindcast_2025.yaml")
+    keys = [k for k in scenario.priors if not scenario.priors[k].categorical][:15]
+    prior = pyabc_prior(scenario, keys)
+    x = {k: float(scenario.priors[k].ppf(np.array([0.3]))[0]) for k in keys}
+    expected = math.prod(float(scenario.priors[k]._frozen().pdf(v)) for k, v in x.items())
+    assert prior.pdf(x) == pytest.approx(expected, rel=1e-12)
+    outside = dict(x, **{keys[0]: 1e9})
+    assert prior.pdf(outside) == 0.0
+    assert prior.copy().pdf(x) == pytest.approx(expected, rel=1e-12)
+
+
+# --- the shipped calibration -----------------------------------------------------------
+
+
+SHIPPED = REPO / "scenarios" / "calibration" / "hindcast_2025"
+
+
+def test_shipped_calibration_is_whole_and_drives_the_baseline():
+    meta = json.loads((SHIPPED / "calibration.json").read_text())
+    assert meta["complete"] is True and meta["scenario"] == "hindcast_2025"
+    makefile = (REPO / "Makefile").read_text()
+    listed = makefile.split("CALIBRATED :=")[1].split("\ncalibration:")[0].replace("\\", " ").split()
+    assert meta["inputs"] == [k for k in load_scenario(REPO / "scenarios" / "hindcast_2025.yaml").priors
+                              if k in listed]
+    assert len(meta["inputs"]) <= 12
+    post = load_posterior(SHIPPED)
+    assert post.digest == meta["posterior_digest"]
+    baseline = load_scenario(REPO / "scenarios" / "baseline.yaml")
+    scenario, record = attach(baseline, post)
+    assert record["inputs"] == list(post.keys) and record["not_in_scenario"] == []
+    gens = pd.read_csv(SHIPPED / "generations.csv")
+    assert len(gens) == len(meta["generations"]) and gens["simulations"].sum() > 0
+    for key in post.keys:
+        assert (SHIPPED / "plots" / f"posterior_{key}.png").exists()
