@@ -39,6 +39,7 @@ draws each run's inputs from the posterior.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import hashlib
 import json
@@ -291,6 +292,8 @@ def make_sampler(engine: Any, seed: int, batch: int, max_simulations: int,
                 progress.generation(t, n)
             results: dict[int, list] = {}
             for index, result in _map(engine, _sample_task, tasks):
+                if STOP.requested:  # Ctrl-C: stop here, between tasks, not inside pyabc's
+                    raise KeyboardInterrupt  # database writes
                 results[index] = result
                 if progress is not None:
                     progress.advance(len(result), sum(k for _, k in result))
@@ -337,6 +340,47 @@ def _map(engine: Any, fn: Any, items: list) -> Iterator[tuple[int, Any]]:
     else:
         for i, item in enumerate(items):
             yield i, fn(item)
+
+
+# --- Ctrl-C --------------------------------------------------------------------------------
+
+
+class _Stop:
+    requested = False
+
+
+#: Set by the first Ctrl-C of a calibration; the sampler stops at its next task.
+STOP = _Stop()
+
+
+@contextlib.contextmanager
+def _deferred_interrupt(display: Progress) -> Iterator[None]:
+    """Turn the first Ctrl-C into a request the sampler honours between tasks.
+
+    A KeyboardInterrupt raised wherever the main thread happens to be can land inside
+    pyabc's database writes (SQLAlchemy), leaving its history unusable, or in a finaliser,
+    which swallows it. The second Ctrl-C interrupts at once.
+    """
+    import signal
+    import threading
+
+    STOP.requested = False
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if STOP.requested:
+            raise KeyboardInterrupt
+        STOP.requested = True
+        display.line("stopping after the tasks under way (Ctrl-C again to stop at once)")
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        STOP.requested = False
 
 
 # --- progress ------------------------------------------------------------------------------
@@ -543,9 +587,10 @@ def _run(folder: Path, scenario: Scenario, facts: FactsFile, keys: list[str],
     notes: list[str] = []
     left = settings.generations - done_before
     try:
-        if left > 0:
-            abc.run(max_nr_populations=left, min_acceptance_rate=settings.min_acceptance,
-                    max_total_nr_simulations=settings.max_simulations)
+        with _deferred_interrupt(display):
+            if left > 0:
+                abc.run(max_nr_populations=left, min_acceptance_rate=settings.min_acceptance,
+                        max_total_nr_simulations=settings.max_simulations)
     except KeyboardInterrupt:
         complete = False
         notes.append("interrupted: the posterior is the last complete generation; "
@@ -587,9 +632,14 @@ def _finish(folder: Path, scenario: Scenario, facts: FactsFile, keys: list[str],
     table = cal.frame()
     write_atomic(folder / POSTERIOR_FILE, lambda p: table.to_parquet(p, index=False))
     write_text_atomic(folder / "generations.csv", _csv(generations))
-    cal.check = posterior_check(cal, facts, settings, workers=workers, engine=engine)
-    write_text_atomic(folder / "check.json", json.dumps(cal.check.to_dict(), indent=2) + "\n")
-    write_text_atomic(folder / "check.txt", check_text(cal))
+    if complete:
+        cal.check = posterior_check(cal, facts, settings, workers=workers, engine=engine)
+        write_text_atomic(folder / "check.json", json.dumps(cal.check.to_dict(), indent=2) + "\n")
+        write_text_atomic(folder / "check.txt", check_text(cal))
+    else:  # stopped by the user: write what is done and go; a check of an older posterior goes
+        for name in ("check.json", "check.txt"):
+            (folder / name).unlink(missing_ok=True)
+        cal.notes.append("the posterior predictive check is made when the calibration finishes")
     if plots:
         write_plots(cal)
     _write_summary(cal, settings)

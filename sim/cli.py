@@ -546,6 +546,8 @@ def calibrate_command(scenario: str, facts: str, inputs: tuple[str, ...], popula
                     resume=resume, workers=workers, executor=executor, scheduler=scheduler,
                     progress=not quiet and sys.stderr.isatty(), plots=not no_plots)
     click.echo(summary_text(cal))
+    if not cal.complete:  # interrupted: what was done is written, and the shell hears of it
+        raise SystemExit(130)
 
 
 @main.command("hindcast")

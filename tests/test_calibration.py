@@ -276,6 +276,7 @@ def test_interrupted_calibration_keeps_its_last_generation_and_resumes(tmp_path,
                     plots=False)
     assert not cut.complete and len(cut.generations) == 2
     assert "interrupted" in cut.notes[0]
+    assert not (out / "check.json").exists() and cut.check is None
     assert load_posterior(out).particles == cut.posterior.particles
     monkeypatch.setattr(cal_module, "_map", real)
     resumed = calibrate(SYNTHETIC, record, settings=SMALL, out=out, resume=True, workers=1,
@@ -283,6 +284,7 @@ def test_interrupted_calibration_keeps_its_last_generation_and_resumes(tmp_path,
     assert resumed.complete and len(resumed.generations) == 3
     assert [g["generation"] for g in resumed.generations] == [0, 1, 2]
     assert resumed.generations[:2] == cut.generations
+    assert (out / "check.json").exists()
 
 
 # --- bad input ----------------------------------------------------------------------------
@@ -404,3 +406,38 @@ def test_shipped_calibration_is_whole_and_drives_the_baseline():
     assert len(gens) == len(meta["generations"]) and gens["simulations"].sum() > 0
     for key in post.keys:
         assert (SHIPPED / "plots" / f"posterior_{key}.png").exists()
+
+
+@pytest.mark.slow
+def test_ctrl_c_keeps_the_last_generation_without_a_traceback(tmp_path, record):
+    import os
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "cal"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sim", "calibrate", str(SYNTHETIC), "--facts", str(record),
+         "--out", str(out), "--population", "100", "--generations", "30", "--workers", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=dict(os.environ, MPLBACKEND="Agg"))
+    deadline = time.time() + 120
+    done = 0
+    while time.time() < deadline and done < 2:
+        time.sleep(0.5)
+        try:
+            with sqlite3.connect(out / "calibration.db") as db:
+                done = db.execute("select count(*) from populations where t >= 0").fetchone()[0]
+        except sqlite3.Error:
+            done = 0
+    assert done >= 2, "two generations within two minutes"
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr + stdout
+    post = load_posterior(out)
+    assert len(post.weights) == 100
+    meta = json.loads((out / "calibration.json").read_text())
+    assert meta["complete"] is False and len(meta["generations"]) >= 2
