@@ -67,6 +67,8 @@ SETTINGS_FILE = "calibration.json"
 WEIGHT = "weight"
 #: More inputs than this and ABC needs more simulations than a calibration should take.
 MAX_INPUTS = 20
+MAX_POPULATION = 1_000_000
+MAX_CHECK_RUNS = 100_000_000
 
 
 @dataclass
@@ -90,8 +92,18 @@ class Settings:
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise InputError(f"{name.replace('_', '-')}: {value!r} must be a whole "
                                  f"number of at least {low}")
-        if not 0.0 <= self.min_acceptance < 1.0:
-            raise InputError(f"min-acceptance: {self.min_acceptance} must be in [0, 1)")
+        if self.population > MAX_POPULATION:
+            raise InputError(f"population: {self.population:,} is more particles than a "
+                             f"calibration may hold ({MAX_POPULATION:,})")
+        if self.max_simulations < self.population:
+            raise InputError(f"max-simulations: {self.max_simulations:,} is fewer than one "
+                             f"generation's population ({self.population:,})")
+        if self.check_runs > MAX_CHECK_RUNS:
+            raise InputError(f"check-runs: {self.check_runs:,} is more than one job may hold "
+                             f"({MAX_CHECK_RUNS:,})")
+        if (isinstance(self.min_acceptance, bool) or not isinstance(self.min_acceptance, (int, float))
+                or not 0.0 <= self.min_acceptance < 1.0):
+            raise InputError(f"min-acceptance: {self.min_acceptance!r} must be in [0, 1)")
         if not 0 <= self.seed < 2**63:
             raise InputError(f"seed: {self.seed} must be between 0 and 2**63 - 1")
 
@@ -517,10 +529,15 @@ def calibrate(scenario: Scenario | str | Path, facts: FactsFile | str | Path, *,
     items = facts.facts
     if not items:
         raise InputError("the facts file has no facts with observed values to calibrate to")
-    keys = choose_inputs(scenario, inputs)
     folder = Path(out) if out is not None else Path("results") / f"{scenario.name}-calibration"
-    if resume:
-        settings, keys = _resumed_settings(folder, settings, keys)
+    inputs = list(inputs)
+    if resume and (folder / SETTINGS_FILE).exists():
+        settings, keys = _resumed_settings(folder, settings, inputs, scenario, facts)
+    else:
+        if resume and (folder / POSTERIOR_FILE).exists():
+            raise InputError(f"{folder}: its pyabc history ({DATABASE}) is missing, so it "
+                             "cannot be resumed; run it again with --force")
+        keys = choose_inputs(scenario, inputs)
     settings.check()
     if workers is None:
         workers = os.cpu_count() or 1
@@ -540,7 +557,9 @@ def calibrate(scenario: Scenario | str | Path, facts: FactsFile | str | Path, *,
         return _run(folder, scenario, facts, keys, settings, engine, progress, plots, resume,
                     workers)
     except BaseException as exc:
-        if lock is not None and not (folder / DATABASE).exists() and not isinstance(exc, KeyboardInterrupt):
+        # a calibration that never completed a generation leaves nothing behind (so that it
+        # can simply be run again); one being resumed keeps what it had
+        if lock is not None and not resume and not (folder / POSTERIOR_FILE).exists():
             lock.release()
             lock = None
             discard(folder, "calibration", created)
@@ -575,7 +594,13 @@ def _run(folder: Path, scenario: Scenario, facts: FactsFile, keys: list[str],
     db = f"sqlite:///{(folder / DATABASE).absolute()}"
     started = time.perf_counter()
     if resume and (folder / DATABASE).exists():
-        history = abc.load(db, 1)
+        try:
+            history = abc.load(db, 1)
+            history.max_t  # noqa: B018 - reads the database: a damaged one fails here
+        except Exception as exc:  # noqa: BLE001 - SQLAlchemy's and pyabc's errors alike
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise InputError(f"{folder}: its pyabc history ({DATABASE}) cannot be read "
+                             f"({first}); run it again with --force") from None
         done_before = _done_generations(history)
         sampler.spent = int(history.total_nr_simulations)
         display.line(f"resuming after generation {done_before - 1} "
@@ -597,8 +622,29 @@ def _run(folder: Path, scenario: Scenario, facts: FactsFile, keys: list[str],
                      "sim calibrate --resume continues")
     finally:
         display.close()
+    if complete:
+        notes += _stop_reason(history, settings)
     return _finish(folder, scenario, facts, keys, settings, history, started, complete,
                    notes, engine, progress, plots, workers)
+
+
+def _stop_reason(history: Any, settings: Settings) -> list[str]:
+    """Why a calibration stopped where it did, for its notes."""
+    generations = _done_generations(history)
+    sims = int(history.total_nr_simulations)
+    if generations >= settings.generations:
+        return [f"stopped after --generations {settings.generations}"]
+    last = history.get_all_populations()
+    last = last[last["t"] >= 0].iloc[-1]
+    rate = settings.population / max(int(last["samples"]), 1)
+    if rate < settings.min_acceptance:
+        return [f"stopped: generation {generations - 1}'s acceptance rate {rate:.1%} fell below "
+                f"--min-acceptance {settings.min_acceptance:g}"]
+    if sims >= settings.max_simulations:
+        return [f"stopped: {sims:,} simulations reached --max-simulations "
+                f"{settings.max_simulations:,} (--resume with a larger one continues)"]
+    return [f"stopped after generation {generations - 1}: the tolerance cannot fall further "
+            "(the simulations match the facts as closely as they can)"]
 
 
 def _done_generations(history: Any) -> int:
@@ -615,6 +661,8 @@ def _finish(folder: Path, scenario: Scenario, facts: FactsFile, keys: list[str],
     from .results import write_atomic, write_text_atomic
 
     if _done_generations(history) == 0:
+        if not complete:
+            raise KeyboardInterrupt  # stopped by the user before anything could be written
         raise InputError("the calibration stopped before its first generation was complete; "
                          "nothing to write (run it again)")
     generations = diagnostics(history)
@@ -701,7 +749,7 @@ def check_text(cal: Calibration) -> str:
     from .scoring import render
 
     head = (f"Posterior predictive check of {cal.scenario.name}: the facts scored from "
-            f"{cal.check.runs if hasattr(cal.check, 'runs') else ''} runs whose calibrated "
+            f"{cal.check_runs:,} runs whose calibrated "
             "inputs are drawn from the posterior. In-sample: the same facts made the posterior.\n\n")
     return head + render(cal.check) + "\n"
 
@@ -752,19 +800,39 @@ def _write_settings(folder: Path, scenario: Scenario, facts: FactsFile, keys: li
     write_text_atomic(folder / SETTINGS_FILE, json.dumps(data, indent=2) + "\n")
 
 
-def _resumed_settings(folder: Path, settings: Settings,
-                      keys: list[str]) -> tuple[Settings, list[str]]:
+def _resumed_settings(folder: Path, settings: Settings, patterns: list[str],
+                      scenario: Scenario, facts: FactsFile) -> tuple[Settings, list[str]]:
+    """The settings and inputs of the calibration in ``folder``, to continue it: the same
+    scenario, facts, inputs, population and seed; more generations or simulations may be
+    given (the larger of the saved and the given count is taken)."""
+    from .results import scenario_hash
+
     path = folder / SETTINGS_FILE
     try:
         data = json.loads(path.read_text())
         saved = Settings(**data["settings"])
-        saved_keys = list(data["inputs"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        saved.check()
+        saved_keys = [str(k) for k in data["inputs"]]
+        same_scenario = data["scenario_hash"] == scenario_hash(scenario)
+        same_facts = data["observed"] == observed(facts.facts)
+    except InputError as exc:
+        raise InputError(f"{folder}: its settings cannot be resumed ({exc})") from None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise InputError(f"{folder}: not a calibration that can be resumed ({exc})") from None
-    if saved_keys != keys:
+    if not (folder / DATABASE).is_file():
+        raise InputError(f"{folder}: its pyabc history ({DATABASE}) is missing, so it cannot "
+                         "be resumed; run it again with --force")
+    if not same_scenario:
+        raise InputError(f"{folder} was calibrated on another scenario (or another version of "
+                         f"{scenario.name}); --resume continues the same one")
+    if not same_facts:
+        raise InputError(f"{folder} was calibrated to other facts (their labels or observed "
+                         "values differ); --resume continues against the same ones")
+    if patterns and set(choose_inputs(scenario, patterns)) != set(saved_keys):
         raise InputError(f"{folder} calibrates {', '.join(saved_keys)}; --resume takes the "
                          "same inputs (give the same --input options, or none to reuse them)")
     saved.generations = max(saved.generations, settings.generations)
+    saved.max_simulations = max(saved.max_simulations, settings.max_simulations)
     return saved, saved_keys
 
 
@@ -841,6 +909,10 @@ def load_posterior(folder: str | Path) -> Posterior:
                                      for k in keys])
     except (TypeError, ValueError) as exc:
         raise InputError(f"--inputs-from {folder}: {POSTERIOR_FILE} holds non-numbers ({exc})") from None
+    if len(weights) and np.all(np.isfinite(weights)) and weights.max() > 0:
+        with np.errstate(over="ignore"):
+            if not np.isfinite(weights.sum()):
+                weights = weights / weights.max()  # so that their sum does not overflow
     if len(weights) == 0 or not np.all(np.isfinite(particles)) or not np.all(np.isfinite(weights)) \
             or np.any(weights < 0) or weights.sum() <= 0:
         raise InputError(f"--inputs-from {folder}: {POSTERIOR_FILE} needs finite values and "
@@ -875,7 +947,8 @@ def attach(scenario: Scenario, posterior: Posterior) -> tuple[Scenario, dict[str
         spans[key] = (Prior(family="uniform", params=(lo, hi)) if hi > lo
                       else Prior(family="choice", values=(lo,)))
     point = scenario_to_dict(scenario)
-    problems = support_problems(point, spans) + order_problems(point, spans)
+    others = {k: p for k, p in scenario.priors.items() if k not in spans}
+    problems = support_problems(point, spans) + order_problems(point, {**others, **spans})
     if problems:
         lines = [f"--inputs-from {posterior.source}: {key}: its posterior values break "
                  f"{scenario.name}'s rules ({why.replace('the prior ', 'the values ')})"
@@ -925,7 +998,11 @@ def summary_text(cal: Calibration) -> str:
     if cal.check is not None:
         lines.append(f"Posterior predictive check ({cal.check_runs:,} runs, in-sample): "
                      + cal.check.coverage_line())
-    lines.append(f"Calibration in {cal.folder}/: posterior.parquet, generations.csv, "
-                 "check.txt, check.json, calibration.json, plots/")
+    written = ["posterior.parquet", "generations.csv", "calibration.json"]
+    if cal.check is not None:
+        written += ["check.txt", "check.json"]
+    if (cal.folder / "plots").is_dir():
+        written.append("plots/")
+    lines.append(f"Calibration in {cal.folder}/: {', '.join(written)}")
     lines.append(f"Forecast from it: sim run SCENARIO --inputs-from {cal.folder}")
     return "\n".join(lines)

@@ -606,7 +606,7 @@ def score_command(source: str, facts: str, runs: int | None, seed: int | None,
 
     from .errors import InputError
     from .facts import check_fits, load_facts
-    from .hindcast import folder_job, score_into
+    from .hindcast import folder_job, folder_scenario, score_into
     from .results import Results
     from .scenario import load_scenario
     from .scoring import render
@@ -618,7 +618,7 @@ def score_command(source: str, facts: str, runs: int | None, seed: int | None,
             raise InputError("--runs and --seed: a results folder is scored with its own runs "
                              "and seed; give the scenario file to run others")
         results = Results.load(source)
-        s, job = results.scenario, {**job, **folder_job(results)}
+        s, job = folder_scenario(results), {**job, **folder_job(results)}
     else:
         s = load_scenario(source)
         job.update(runs=s.runs if runs is None else runs, seed=s.seed if seed is None else seed)

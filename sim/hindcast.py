@@ -151,6 +151,27 @@ def score_into(folder: Path, scenario: Scenario, facts: FactsFile, *, force: boo
     return card, written
 
 
+def folder_scenario(results: Results) -> Scenario:
+    """The scenario a results folder's runs were made with, to run it again to other dates:
+    with the posterior it drew from (``sim run --inputs-from``), which must still be there,
+    unchanged."""
+    calibration = results.metadata.get("calibration")
+    if not calibration:
+        return results.scenario
+    from .calibration import attach, load_posterior
+
+    source = calibration.get("source", "")
+    try:
+        posterior = load_posterior(source)
+    except InputError as exc:
+        raise InputError(f"{results.path}: its runs drew inputs from the calibration in "
+                         f"{source}, needed to run it to other dates: {exc}") from None
+    if posterior.digest != calibration.get("digest"):
+        raise InputError(f"{results.path}: its runs drew inputs from the calibration in {source}, "
+                         "which has changed since; run the scenario again with --inputs-from")
+    return attach(results.scenario, posterior)[0]
+
+
 def folder_job(results: Results) -> dict[str, Any]:
     """The job a results folder holds, to run again to other dates: its runs, seed and
     input mode, and its own runs for the dates at its horizon's end."""

@@ -441,3 +441,105 @@ def test_ctrl_c_keeps_the_last_generation_without_a_traceback(tmp_path, record):
     assert len(post.weights) == 100
     meta = json.loads((out / "calibration.json").read_text())
     assert meta["complete"] is False and len(meta["generations"]) >= 2
+
+
+# --- found in review: what a calibration must also refuse or keep ---------------------------
+
+
+def test_scoring_a_calibrated_folder_reruns_it_with_its_posterior(small, tmp_path):
+    out = tmp_path / "runs"
+    run(SYNTHETIC, runs=300, workers=1, out=out, inputs_from=small.folder)
+    facts = tmp_path / "score.yaml"
+    facts.write_text(yaml.safe_dump({"facts": [
+        {"label": "by June", "track": "t", "count": "held", "by": "2026-06-30", "observed": 10},
+        {"label": "by December", "track": "t", "count": "held", "by": "2026-12-31",
+         "observed": 20}]}))
+    proc = sim_cli("score", str(out), "--facts", str(facts), "--out", str(tmp_path / "score"),
+                   "-w", "1")
+    assert proc.returncode == 0, proc.stderr
+    card = json.loads((tmp_path / "score" / "score.json").read_text())
+    means = {f["label"]: f["forecast"]["mean"] for f in card["facts"]}
+    scenario = attach(load_scenario(SYNTHETIC), load_posterior(small.folder))[0]
+    direct = evaluate(scenario, load_facts(facts).items, runs=300, seed=scenario.seed, workers=1,
+                      executor="local")
+    assert means["by June"] == pytest.approx(float(direct["by June"].mean()))
+    assert means["by June"] <= means["by December"]
+
+
+def test_impossible_budget_is_refused_before_a_forced_folder_is_touched(small, tmp_path, record):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(small.folder, copy)
+    before = sorted(p.name for p in copy.rglob("*"))
+    for args, message in ((["--max-simulations", "5"], "max-simulations"),
+                          (["--check-runs", "200000000"], "check-runs"),
+                          (["--population", "2000000"], "population")):
+        proc = sim_cli("calibrate", str(SYNTHETIC), "--facts", str(record), "--out", str(copy),
+                       "--force", "--input", CANCEL, *args)
+        assert_clean_error(proc)
+        assert message in proc.stderr
+        assert sorted(p.name for p in copy.rglob("*")) == before
+
+
+def test_resume_checks_the_facts_and_reuses_the_inputs(small, tmp_path, record):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(small.folder, copy)
+    other = tmp_path / "other.yaml"
+    other.write_text(record.read_text().replace("observed: false", "observed: true", 1))
+    proc = sim_cli("calibrate", str(SYNTHETIC), "--facts", str(other), "--out", str(copy),
+                   "--resume")
+    assert_clean_error(proc)
+    assert "other facts" in proc.stderr
+    # without --input, the saved inputs are taken; one more generation
+    proc = sim_cli("calibrate", str(SYNTHETIC), "--facts", str(record), "--out", str(copy),
+                   "--resume", "--generations", "4", "-w", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert len(pd.read_csv(copy / "generations.csv")) == 4
+    (copy / "calibration.db").write_bytes(b"not a database")
+    proc = sim_cli("calibrate", str(SYNTHETIC), "--facts", str(record), "--out", str(copy),
+                   "--resume", "--generations", "5")
+    assert_clean_error(proc)
+    assert "cannot be read" in proc.stderr
+
+
+def test_posterior_must_respect_the_other_priors_reach(tmp_path):
+    text = SYNTHETIC.read_text().replace(
+        "x: {ideal: 1.0, reservation: 0.3,",
+        "x: {ideal: {uniform: [0.6, 1.0]}, reservation: {uniform: [0.2, 0.4]},")
+    path = tmp_path / "ord.yaml"
+    path.write_text(text)
+    scenario = load_scenario(path)
+    key = "sides.a.topics.x.reservation"
+    bad = Posterior(keys=(key,), particles=((0.3,), (0.75,)), weights=(0.5, 0.5), source="p")
+    with pytest.raises(InputError, match="ideal"):
+        attach(scenario, bad)
+    attach(scenario, Posterior(keys=(key,), particles=((0.3,), (0.5,)), weights=(0.5, 0.5)))
+
+
+def test_weights_too_large_to_add_up_still_draw_fairly(small, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(small.folder, copy)
+    table = pd.DataFrame({CANCEL: [0.2, 0.3], "weight": [1e308, 1e308]})
+    table.to_parquet(copy / "posterior.parquet", index=False)
+    res = run(SYNTHETIC, runs=400, workers=1, inputs_from=copy)
+    share = float((res.inputs[CANCEL] == 0.2).mean())
+    assert abs(share - 0.5) < 4.5 * math.sqrt(0.25 / 400)
+
+
+def test_interrupted_first_generation_leaves_no_folder(tmp_path, record, monkeypatch):
+    import sim.calibration as cal_module
+
+    def interrupting(engine, fn, items):
+        raise KeyboardInterrupt
+        yield  # pragma: no cover - a generator, as _map is
+
+    monkeypatch.setattr(cal_module, "_map", interrupting)
+    out = tmp_path / "cal"
+    with pytest.raises(KeyboardInterrupt):
+        calibrate(SYNTHETIC, record, settings=SMALL, out=out, workers=1, executor="local")
+    assert not out.exists()
