@@ -543,3 +543,11 @@ def test_interrupted_first_generation_leaves_no_folder(tmp_path, record, monkeyp
     with pytest.raises(KeyboardInterrupt):
         calibrate(SYNTHETIC, record, settings=SMALL, out=out, workers=1, executor="local")
     assert not out.exists()
+
+
+def test_calibration_folder_may_not_sit_inside_another_sim_folder(small, tmp_path, record):
+    inner = small.folder / "plots" / "inner"
+    proc = sim_cli("calibrate", str(SYNTHETIC), "--facts", str(record), "--out", str(inner),
+                   "--input", CANCEL, "--population", "20", "--generations", "1")
+    assert_clean_error(proc)
+    assert "inside" in proc.stderr and not inner.exists()
