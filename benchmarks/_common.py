@@ -222,3 +222,16 @@ def sim_command() -> list[str]:
     if found:
         return [found]
     return [sys.executable, "-m", "sim"]
+
+
+def timed_run(scenario: Any, runs: int, workers: int, executor: str) -> tuple[float, Any]:
+    """Return the wall time of one whole ``sim.montecarlo.run`` call (executor start-up and
+    shutdown included) and its results; the garbage of earlier calls is collected first."""
+    import gc
+
+    from sim.montecarlo import run
+
+    gc.collect()
+    t0 = time.perf_counter()
+    results = run(scenario, runs=runs, workers=workers, executor=executor, progress=False)
+    return time.perf_counter() - t0, results

@@ -13,26 +13,18 @@ run nothing else meanwhile (the script reports how busy the CPUs were before eac
 
 from __future__ import annotations
 
-import gc
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import BASELINE, Contention, Report, check_repeat, header, parser
+from _common import BASELINE, Contention, Report, check_repeat, header, parser, timed_run
 
 from sim.montecarlo import run
 from sim.scenario import load_scenario
 
 TARGET_SPEEDUP = 1.7
 
-
-def timed(scenario, runs: int, workers: int, executor: str):
-    gc.collect()
-    t0 = time.perf_counter()
-    results = run(scenario, runs=runs, workers=workers, executor=executor, progress=False)
-    return time.perf_counter() - t0, results
 
 
 def main(argv: list[str] | None = None) -> Report:
@@ -48,8 +40,8 @@ def main(argv: list[str] | None = None) -> Report:
     run(scenario, runs=200, workers=1, executor="local")  # warm-up: imports, caches
 
     def one_repeat():
-        t_local, local = timed(scenario, args.runs, 1, "local")
-        t_pool, pooled = timed(scenario, args.runs, args.workers, "process")
+        t_local, local = timed_run(scenario, args.runs, 1, "local")
+        t_pool, pooled = timed_run(scenario, args.runs, args.workers, "process")
         return t_local, t_pool, local, pooled
 
     watch = Contention(args.wait_idle, args.retries)

@@ -557,7 +557,7 @@ def calibrate(scenario: Scenario | str | Path, facts: FactsFile | str | Path, *,
         _write_settings(folder, scenario, facts, keys, settings, resume)
         return _run(folder, scenario, facts, keys, settings, engine, progress, plots, resume,
                     workers)
-    except BaseException as exc:
+    except BaseException:
         # a calibration that never completed a generation leaves nothing behind (so that it
         # can simply be run again); one being resumed keeps what it had
         if lock is not None and not resume and not (folder / POSTERIOR_FILE).exists():
