@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -339,23 +339,31 @@ def input_words(seed: int, draws: Sequence[int]) -> np.ndarray:
 
 def uniforms(words: np.ndarray, key: str) -> np.ndarray:
     """Return one uniform in (0, 1) per row of ``words`` for ``key``."""
-    h = key_hash(key)
-    z = _splitmix(_splitmix(words[:, 0] ^ h) ^ words[:, 1])
+    return uniform_matrix(words, [key])[:, 0]
+
+
+def uniform_matrix(words: np.ndarray, keys: Sequence[str]) -> np.ndarray:
+    """Return the uniforms of each row of ``words`` (a draw) for each key (a column): the
+    same numbers as :func:`uniforms` key by key, in one pass."""
+    hashes = np.array([key_hash(k) for k in keys], dtype=np.uint64)
+    z = _splitmix(_splitmix(words[:, 0:1] ^ hashes) ^ words[:, 1:2])
     # 52 bits and a half step: every value lies in [2**-53, 1 - 2**-53], exactly representable,
     # so no quantile function is ever asked for 0 or 1
     return ((z >> np.uint64(12)).astype(np.float64) + 0.5) * (1.0 / 4503599627370496.0)
 
 
 def sample(priors: Mapping[str, Prior], seed: int, draws: Sequence[int],
-           words: np.ndarray | None = None) -> dict[str, Any]:
+           words: np.ndarray | None = None, quantiles: Quantiles | None = None) -> dict[str, Any]:
     """Return each key's values for the input draws ``draws`` (arrays, lists for choices).
 
-    ``words`` may give the draws' inputs-stream words if they are at hand already.
+    ``words`` may give the draws' inputs-stream words if they are at hand already, and
+    ``quantiles`` the priors' :class:`Quantiles` (made once for many calls).
     """
     if not priors:
         return {}
     words = input_words(seed, draws) if words is None else words
-    return {key: prior.ppf(uniforms(words, key)) for key, prior in priors.items()}
+    quantiles = Quantiles(priors.values()) if quantiles is None else quantiles
+    return dict(zip(priors, quantiles(uniform_matrix(words, list(priors)))))
 
 
 def family_groups(frozen: Mapping[int, Any]) -> list[tuple[Any, list[int], list[np.ndarray],
@@ -380,7 +388,7 @@ class Quantiles:
     the parameters broadcast (the same numbers as one call per prior, element by element,
     without a call's fixed cost ~60 us per prior). Choice priors are done one by one."""
 
-    def __init__(self, priors: Sequence[Prior]):
+    def __init__(self, priors: Iterable[Prior]):
         self.priors = list(priors)
         self.choices = [j for j, p in enumerate(self.priors) if p.categorical]
         self.groups = family_groups({j: p._frozen() for j, p in enumerate(self.priors)
@@ -433,6 +441,7 @@ class RunInputs:
         self.keys = list(self.priors)
         self.replications = replications
         self.patcher = Patcher(scenario, world, self.keys)
+        self.quantiles = Quantiles(self.priors.values())
         self.posterior: Posterior | None = getattr(scenario, "posterior", None)
         #: the posterior's keys the scenario has priors on, and their columns
         self.posterior_keys: dict[str, int] = {}
@@ -453,7 +462,8 @@ class RunInputs:
         given = None
         if words is not None and self.replications == 1:
             given = words[:, INPUT_WORDS[0]:INPUT_WORDS[1]]
-        values = sample(self.priors, seed, unique.tolist(), words=given)
+        values = sample(self.priors, seed, unique.tolist(), words=given,
+                        quantiles=self.quantiles)
         if self.posterior is not None and self.posterior_keys:
             words_ = given if given is not None else input_words(seed, unique.tolist())
             chosen = self.posterior.pick(uniforms(words_, POSTERIOR_KEY))

@@ -341,3 +341,35 @@ def test_the_report_shows_the_top_unknowns_and_first_box_of_each_headline_outcom
     assert section.count("<tr>") >= 3
     plain = render_report([run(load_scenario(pinned), runs=100, workers=1)])
     assert "What drives the outcomes" not in plain
+
+
+def test_draws_in_one_pass_are_the_numbers_of_each_prior_alone():
+    """A chunk's draws are made for all keys at once (one hash pass, one scipy.stats call per
+    family with the parameters broadcast); each key's values must be exactly those of its
+    own uniforms through its own frozen distribution, for every family and form, and for
+    the shipped baseline's priors."""
+    from sim.inputs import _splitmix, input_words, key_hash
+
+    def own_uniforms(words, key):  # the stream's definition, key by key
+        z = _splitmix(_splitmix(words[:, 0] ^ key_hash(key)) ^ words[:, 1])
+        return ((z >> np.uint64(12)).astype(np.float64) + 0.5) * (1.0 / 4503599627370496.0)
+
+    forms = [{"uniform": [0.1, 0.4]}, {"uniform": [-3, 7]}, {"triangular": [0, 0.2, 1]},
+             {"triangular": [10, 40, 45]}, {"beta": [2, 5]}, {"beta": [0.5, 0.5]},
+             {"beta": [3, 3], "low": 0.2, "high": 0.9}, {"normal": [0.5, 0.1], "low": 0, "high": 1},
+             {"normal": [100, 40], "low": 30, "high": 500}, {"normal": [0, 1], "low": -1, "high": 3},
+             {"lognormal": [120, 0.4]}, {"lognormal": [2, 1.5]},
+             {"choice": [1, 2, 3], "weights": [0.2, 0.5, 0.3]},
+             {"choice": ["boulware", "linear", "conceder"]}]
+    priors = {f"k{i}": parse_prior(raw) for i, raw in enumerate(forms)}
+    priors.update(load_scenario(REPO / "scenarios" / "baseline.yaml").priors)
+    assert len(priors) > 100
+    words = input_words(11, list(range(3000)))
+    together = sample(priors, 11, list(range(3000)), words=words)
+    assert list(together) == list(priors)
+    for key, prior in priors.items():
+        alone = prior.ppf(own_uniforms(words, key))
+        if prior.categorical:
+            assert together[key] == alone, key
+        else:
+            assert np.array_equal(together[key], alone), key

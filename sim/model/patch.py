@@ -116,13 +116,34 @@ class Patcher:
         """
         columns = _without_gc(self._columns, values, n)
         world, cells = self._scratch(columns)
-        objects = [obj for obj, _, _ in cells]
-        names = [name for _, name, _ in cells]
-        rows = _without_gc(_transpose, [columns[target] for _, _, target in cells], n)
+        # numbers and pairs of numbers (most of the cells) stay in float matrices until their
+        # run: made for the whole chunk up front, their hundred thousand Python objects would
+        # each be traced by the garbage collector and read back from main memory
+        groups: dict[int, list[tuple[Any, str, Any]]] = {1: [], 2: [], 0: []}
+        for obj, name, target in cells:
+            column = columns[target]
+            ndim = column.ndim if isinstance(column, np.ndarray) else 0
+            groups[ndim].append((obj, name, column))
+        singles, pairs, others = groups[1], groups[2], groups[0]
+        single_objects = [obj for obj, _, _ in singles]
+        single_names = [name for _, name, _ in singles]
+        pair_objects = [obj for obj, _, _ in pairs]
+        pair_names = [name for _, name, _ in pairs]
+        other_objects = [obj for obj, _, _ in others]
+        other_names = [name for _, name, _ in others]
+        matrix = (np.column_stack([c for _, _, c in singles]) if singles
+                  else np.empty((n, 0)))
+        pair_matrix = (np.concatenate([c for _, _, c in pairs], axis=1) if pairs
+                       else np.empty((n, 0)))
+        rows = _without_gc(_transpose, [c for _, _, c in others], n)
+        del columns, groups, singles, pairs, others
         put = object.__setattr__  # the specs are frozen for the model; this copy is ours
-        for row in rows:
+        for r in range(n):
             # map runs the writes in C, one call per cell; the deque drops the Nones
-            deque(map(put, objects, names, row), maxlen=0)
+            deque(map(put, single_objects, single_names, matrix[r].tolist()), maxlen=0)
+            both = pair_matrix[r].tolist()
+            deque(map(put, pair_objects, pair_names, zip(both[0::2], both[1::2])), maxlen=0)
+            deque(map(put, other_objects, other_names, rows[r]), maxlen=0)
             yield world
 
     def _scratch(self, columns: Mapping[Target, Any]) -> tuple[World, list[tuple[Any, str, Target]]]:
@@ -153,8 +174,9 @@ class Patcher:
 
     # --- the chunk's columns ------------------------------------------------------------
 
-    def _columns(self, values: Mapping[str, Any], n: int) -> dict[Target, list[Any]]:
-        """Return each changed spec field's value in each run, as plain Python values."""
+    def _columns(self, values: Mapping[str, Any], n: int) -> dict[Target, Any]:
+        """Return each changed spec field's values, one per run: a float array for a number,
+        an (n, 2) float array for a pair of numbers, a list of Python values otherwise."""
         slots: dict[Target, dict[int, Any]] = {}
         plain: dict[Target, Any] = {}
         for key, target, transform in self.writes:
@@ -164,13 +186,21 @@ class Patcher:
                 plain[(kind, index, field, None)] = column
             else:
                 slots.setdefault((kind, index, field, None), {})[slot] = column
-        out: dict[Target, list[Any]] = {}
+        out: dict[Target, Any] = {}
         for (kind, index, field, _), column in plain.items():
-            out[(kind, index, field)] = _as_list(column, n)
+            base = self._base(kind, index, field)
+            out[(kind, index, field)] = (_float_column(column, n) if type(base) is float
+                                         else _as_list(column, n))
         for (kind, index, field, _), by_slot in slots.items():
             base = self._base(kind, index, field)
-            pair = [_as_list(by_slot[s], n) if s in by_slot else [base[s]] * n for s in (0, 1)]
-            out[(kind, index, field)] = list(zip(*pair))
+            if all(type(b) is float for b in base):
+                out[(kind, index, field)] = np.column_stack(
+                    [_float_column(by_slot[s], n) if s in by_slot else np.full(n, base[s])
+                     for s in (0, 1)])
+            else:
+                pair = [_as_list(by_slot[s], n) if s in by_slot else [base[s]] * n
+                        for s in (0, 1)]
+                out[(kind, index, field)] = list(zip(*pair))
         if self.pull_topics:
             self._pull(values, n, out)
         if self.venue_keys:
@@ -294,7 +324,7 @@ class Patcher:
             return np.asarray(values[key], dtype=float)
         return np.full(n, float(default))
 
-    def _pull(self, values: Mapping[str, Any], n: int, out: dict[Target, list[Any]]) -> None:
+    def _pull(self, values: Mapping[str, Any], n: int, out: dict[Target, Any]) -> None:
         """Recompute third parties' pull on each signatory for the topics it changes."""
         names = list(self.scenario.topics)
         for j in self.pull_topics:
@@ -314,13 +344,13 @@ class Patcher:
                     weight += w
                     total += w * ideal
                 safe = np.where(weight > 0, weight, 1.0)
-                targets.append(np.where(weight > 0, total / safe, 0.0).tolist())
-                pulls.append(np.minimum(weight, 1.0).tolist())
-            out[("topics", j, "pull")] = list(zip(*pulls))
-            out[("topics", j, "pull_target")] = list(zip(*targets))
+                targets.append(np.where(weight > 0, total / safe, 0.0))
+                pulls.append(np.minimum(weight, 1.0))
+            out[("topics", j, "pull")] = np.column_stack(pulls)
+            out[("topics", j, "pull_target")] = np.column_stack(targets)
 
     def _venue_fields(self, values: Mapping[str, Any], n: int,
-                      out: dict[Target, list[Any]]) -> None:
+                      out: dict[Target, Any]) -> None:
         """Recompute the venue weights, acceptance and risk of tracks whose pool changed."""
         touched = {self.venue_index[k.split(".")[1]] for k in self.venue_keys}
         names = list(self.scenario.venues)
@@ -352,10 +382,10 @@ class Patcher:
             out[("tracks", i, "venue_accept")] = _pairs_of_rows(accept)
             out[("tracks", i, "venue_risk")] = [tuple(row) for row in risk.tolist()]
 
-    def _groups(self, values: Mapping[str, Any], n: int, out: dict[Target, list[Any]]) -> None:
+    def _groups(self, values: Mapping[str, Any], n: int, out: dict[Target, Any]) -> None:
         """Regroup tension components by decay rate (half-lives that coincide share one)."""
-        reversion = out.get(("world", None, "reversion"), [self.world.reversion] * n)
-        decays = [out.get(("shocks", j, "decay"), [s.decay] * n)
+        reversion = _plain(out.get(("world", None, "reversion"), [self.world.reversion] * n))
+        decays = [_plain(out.get(("shocks", j, "decay"), [s.decay] * n))
                   for j, s in enumerate(self.world.shocks)]
         group_decay, shock_group = [], []
         for r in range(n):
@@ -413,6 +443,17 @@ def _mean_gap(v: Any) -> Any:
 
 def _equals(value: str) -> Callable[[Any], list[bool]]:
     return lambda v: [x == value for x in v]
+
+
+def _plain(column: Any) -> list[Any]:
+    return column.tolist() if isinstance(column, np.ndarray) else column
+
+
+def _float_column(column: Any, n: int) -> np.ndarray:
+    out = np.asarray(column, dtype=np.float64)
+    if out.shape != (n,):
+        raise ValueError(f"{len(out)} values for {n} runs")
+    return out
 
 
 def _as_list(column: Any, n: int) -> list[Any]:
