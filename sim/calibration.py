@@ -518,7 +518,7 @@ def calibrate(scenario: Scenario | str | Path, facts: FactsFile | str | Path, *,
     import os
 
     from .montecarlo import make_executor
-    from .outputs import claim, discard
+    from .outputs import check_not_nested, claim, discard
 
     settings = settings or Settings()
     if not isinstance(scenario, Scenario):
@@ -539,7 +539,7 @@ def calibrate(scenario: Scenario | str | Path, facts: FactsFile | str | Path, *,
                              "cannot be resumed; run it again with --force")
         keys = choose_inputs(scenario, inputs)
     settings.check()
-    _check_not_nested(folder)
+    check_not_nested(folder)  # before the executor starts
     if workers is None:
         workers = os.cpu_count() or 1
     if workers < 1:
@@ -646,18 +646,6 @@ def _stop_reason(history: Any, settings: Settings) -> list[str]:
                 f"{settings.max_simulations:,} (--resume with a larger one continues)"]
     return [f"stopped after generation {generations - 1}: the tolerance cannot fall further "
             "(the simulations match the facts as closely as they can)"]
-
-
-def _check_not_nested(folder: Path) -> None:
-    """A calibration folder inside another folder of sim's would make that one refuse
-    --force and --resume (it would hold entries it did not write): refuse it here."""
-    from .outputs import marker_kind
-
-    for parent in folder.absolute().parents:
-        kind = marker_kind(parent)
-        if kind is not None:
-            raise InputError(f"--out {folder}: it is inside {parent}, a {kind} folder of sim's; "
-                             "choose a folder outside it")
 
 
 def _done_generations(history: Any) -> int:

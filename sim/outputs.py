@@ -319,6 +319,8 @@ def claim(path: Path, kind: str, *, force: bool, resume: bool = False,
     folder a job set up is recognised as ours even if the job is killed at once.
     """
     check_writable_location(path)
+    if lock:  # a job of its own, not a part of another job's folder (a sweep's points)
+        check_not_nested(path)
     created = not path.exists()
     path.mkdir(parents=True, exist_ok=True)
     folder_lock = FolderLock(path) if lock else None
@@ -338,6 +340,17 @@ def claim(path: Path, kind: str, *, force: bool, resume: bool = False,
             path.rmdir()
         raise
     return folder_lock, created
+
+
+def check_not_nested(path: Path) -> None:
+    """Refuse a job's folder inside another folder of sim's: that one would then hold an
+    entry it did not write, and refuse --force and --resume (and a results folder's dataset
+    could take the new job's files for its own)."""
+    for parent in path.absolute().parents:
+        kind = marker_kind(parent)
+        if kind is not None:
+            raise InputError(f"--out {path}: it is inside {parent}, a {kind} folder of sim's; "
+                             "choose a folder outside it")
 
 
 def _check_claim(path: Path, kind: str, *, force: bool, resume: bool) -> None:
