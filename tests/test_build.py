@@ -61,6 +61,20 @@ RECORDS = textwrap.dedent("""
             again = pickle.loads(pickle.dumps(outcome))
             assert again.values.keys() == outcome.values.keys() and again.trace == outcome.trace
             out[path.stem + (f"+{variant}" if variant else "")] = (records, traces)
+    # the baseline with its priors drawn run by run: per-run worlds written by the compiled
+    # writers in one build, from Python in the other
+    from sim.inputs import RunInputs
+    from sim.montecarlo import simulate_chunk
+    scenario = load_scenario(Path(sys.argv[2]) / "baseline.yaml")
+    world = compile_scenario(scenario)
+    inputs = RunInputs(scenario, world)
+    assert inputs.keys
+    columns = simulate_chunk(world, scenario.seed, 0, int(sys.argv[3]), inputs=inputs)
+    records = list(zip(*(columns[k].tolist() for k in sorted(columns))))
+    values = inputs.draws(scenario.seed, 0, 3)
+    traces = [run_world(w, scenario.seed, i, trace=True)[1]
+              for i, w in enumerate(inputs.worlds(values, 3))]
+    out["baseline+drawn inputs"] = (records, traces)
     Path(sys.argv[1]).write_bytes(pickle.dumps(out))
 """)
 RUNS = 400

@@ -221,10 +221,20 @@ def test_every_kind_of_key_may_carry_a_prior(uncertain):
         assert unsupported(key) is None, key
 
 
+@pytest.mark.parametrize("writer", ["compiled", "python"])
 @pytest.mark.parametrize("which", ["every kind of key", "the shipped baseline"])
-def test_the_per_run_world_is_the_world_compiled_with_the_drawn_values(uncertain, which):
+def test_the_per_run_world_is_the_world_compiled_with_the_drawn_values(uncertain, which,
+                                                                       writer, monkeypatch):
+    """Whichever way the values are written (the compiled model's own writers, or from
+    Python as with the model's Python sources), each run's world is the world compiled
+    from the scenario with that run's values in it."""
+    import sim.model
+    import sim.model.patch
     from sim.inputs import RunInputs
 
+    if writer == "compiled" and not sim.model.COMPILED:
+        pytest.skip("needs the compiled model")
+    monkeypatch.setattr(sim.model.patch, "COMPILED", writer == "compiled")
     if which == "the shipped baseline":
         uncertain = load_scenario(REPO / "scenarios" / "baseline.yaml")
         assert uncertain.priors

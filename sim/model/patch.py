@@ -24,7 +24,18 @@ from typing import Any
 import numpy as np
 
 from ..scenario.models import TACTIC_BETA, Scenario
-from .compiled import World
+from . import COMPILED
+from .compiled import (
+    SHOCK_WRITES,
+    TOPIC_WRITES,
+    TRACK_WRITES,
+    WORLD_WRITES,
+    World,
+    write_shocks,
+    write_topics,
+    write_tracks,
+    write_world,
+)
 
 _POSITION = ("ideal", "opening", "reservation", "salience", "tactic", "concession",
              "initial_concession", "patience_days")
@@ -64,6 +75,11 @@ def unsupported(key: str) -> str | None:
     if key in ("runs", "seed", "horizon_days", "start"):
         return "a job's size, seed and calendar are not uncertain inputs"
     return "no prior may sit here (see 'Uncertain inputs' in docs/model.md for the keys that may)"
+
+
+#: The fields the compiled writers write, by spec kind (codes: positions here)
+NATIVE_WRITES = {"topics": TOPIC_WRITES, "tracks": TRACK_WRITES, "shocks": SHOCK_WRITES,
+                 "world": WORLD_WRITES}
 
 
 class Patcher:
@@ -116,26 +132,79 @@ class Patcher:
         """
         columns = _without_gc(self._columns, values, n)
         world, cells = self._scratch(columns)
-        # numbers and pairs of numbers (most of the cells) stay in float matrices until their
-        # run: made for the whole chunk up front, their hundred thousand Python objects would
-        # each be traced by the garbage collector and read back from main memory
-        groups: dict[int, list[tuple[Any, str, Any]]] = {1: [], 2: [], 0: []}
+        if COMPILED:
+            return self._write_natively(world, cells, columns, n)
+        return self._write_from_python(world, cells, columns, n)
+
+    def _write_natively(self, world: World, cells: list[tuple[Any, str, Target]],
+                        columns: dict[Target, Any], n: int):
+        """Yield the runs' worlds, written by the compiled model's own writers.
+
+        The numbers (pairs, a track's venue fields) of all the cells those can write go into
+        one float matrix, a row per run, in the order of the ops that read them; a run turns
+        its row into Python floats and hands it to four compiled calls. The values of the few
+        other cells (whole numbers, flags, tension groups) are written from Python.
+        """
+        ops: dict[str, tuple[list[Any], list[int], list[int]]] = {
+            kind: ([], [], []) for kind in NATIVE_WRITES}
+        blocks, others = [], []
+        at = 0
         for obj, name, target in cells:
             column = columns[target]
-            ndim = column.ndim if isinstance(column, np.ndarray) else 0
-            groups[ndim].append((obj, name, column))
-        singles, pairs, others = groups[1], groups[2], groups[0]
+            table = NATIVE_WRITES.get(target[0], ())
+            if isinstance(column, np.ndarray) and name in table:
+                block = column.reshape(n, -1)
+                specs, codes, starts = ops[target[0]]
+                specs.append(obj)
+                codes.append(table.index(name))
+                starts.append(at)
+                blocks.append(block)
+                at += block.shape[1]
+            else:
+                others.append((obj, name, target))
+        matrix = np.concatenate(blocks, axis=1) if blocks else np.empty((n, 0))
+        other_objects, other_names, rows = self._python_cells(others, columns, n)
+        topics, tracks, shocks, worlds = (ops[k] for k in ("topics", "tracks", "shocks", "world"))
+        del columns, blocks, others
+        put = object.__setattr__  # the specs are frozen for the model; this copy is ours
+        for r in range(n):
+            row = matrix[r].tolist()
+            write_topics(*topics, row)
+            write_tracks(*tracks, row)
+            write_shocks(*shocks, row)
+            write_world(world, worlds[1], worlds[2], row)
+            # map runs the writes in C, one call per cell; the deque drops the Nones
+            deque(map(put, other_objects, other_names, rows[r]), maxlen=0)
+            yield world
+
+    def _write_from_python(self, world: World, cells: list[tuple[Any, str, Target]],
+                           columns: dict[Target, Any], n: int):
+        """Yield the runs' worlds, written through ``object.__setattr__`` (the model's
+        Python sources, whose specs refuse other writes).
+
+        Numbers and pairs of numbers (most of the cells) stay in float matrices until their
+        run: made for the whole chunk up front, their hundred thousand Python objects would
+        each be traced by the garbage collector and read back from main memory.
+        """
+        groups: dict[int, list[tuple[Any, str, Any]]] = {1: [], 2: [], 0: []}
+        others = []
+        for obj, name, target in cells:
+            column = columns[target]
+            ndim = column.ndim if isinstance(column, np.ndarray) and name != "venues" else 0
+            if ndim:
+                groups[ndim].append((obj, name, column))
+            else:
+                others.append((obj, name, target))
+        singles, pairs = groups[1], groups[2]
         single_objects = [obj for obj, _, _ in singles]
         single_names = [name for _, name, _ in singles]
         pair_objects = [obj for obj, _, _ in pairs]
         pair_names = [name for _, name, _ in pairs]
-        other_objects = [obj for obj, _, _ in others]
-        other_names = [name for _, name, _ in others]
         matrix = (np.column_stack([c for _, _, c in singles]) if singles
                   else np.empty((n, 0)))
         pair_matrix = (np.concatenate([c for _, _, c in pairs], axis=1) if pairs
                        else np.empty((n, 0)))
-        rows = _without_gc(_transpose, [c for _, _, c in others], n)
+        other_objects, other_names, rows = self._python_cells(others, columns, n)
         del columns, groups, singles, pairs, others
         put = object.__setattr__  # the specs are frozen for the model; this copy is ours
         for r in range(n):
@@ -145,6 +214,25 @@ class Patcher:
             deque(map(put, pair_objects, pair_names, zip(both[0::2], both[1::2])), maxlen=0)
             deque(map(put, other_objects, other_names, rows[r]), maxlen=0)
             yield world
+
+    def _python_cells(self, cells: list[tuple[Any, str, Target]], columns: dict[Target, Any],
+                      n: int) -> tuple[list[Any], list[str], list[tuple[Any, ...]]]:
+        """Return the objects, field names and per-run rows of Python values of ``cells``
+        (a track's venue block becomes its four fields of tuples)."""
+        objects, names, values = [], [], []
+        for obj, name, target in cells:
+            column = columns[target]
+            if name == "venues":
+                k = len(obj.venues)
+                for field, part in zip(_VENUE_FIELDS, _venue_cells(column, k)):
+                    objects.append(obj)
+                    names.append(field)
+                    values.append(part)
+            else:
+                objects.append(obj)
+                names.append(name)
+                values.append(column.tolist() if isinstance(column, np.ndarray) else column)
+        return objects, names, _without_gc(_transpose, values, n)
 
     def _scratch(self, columns: Mapping[Target, Any]) -> tuple[World, list[tuple[Any, str, Target]]]:
         """Return the scratch world and, per changed field, (its spec copy, name, target)."""
@@ -376,11 +464,10 @@ class Patcher:
             accept = [np.stack([venue(k, s) for k in pool], axis=1) for s in self.sig]
             weights = [a * neutral for a in accept]
             risk = 1.0 - np.stack([venue(k, "security") for k in pool], axis=1)
-            out[("tracks", i, "venue_weights")] = _pairs_of_rows(weights)
-            out[("tracks", i, "venue_cumulative")] = _pairs_of_rows(
-                [np.cumsum(w, axis=1) for w in weights])
-            out[("tracks", i, "venue_accept")] = _pairs_of_rows(accept)
-            out[("tracks", i, "venue_risk")] = [tuple(row) for row in risk.tolist()]
+            # one block per track: each side's weights, cumulative weights and acceptance,
+            # then the risk, k columns each (see compiled.write_tracks, and _venue_cells)
+            out[("tracks", i, "venues")] = np.concatenate(
+                [*weights, *(np.cumsum(w, axis=1) for w in weights), *accept, risk], axis=1)
 
     def _groups(self, values: Mapping[str, Any], n: int, out: dict[Target, Any]) -> None:
         """Regroup tension components by decay rate (half-lives that coincide share one)."""
@@ -461,6 +548,17 @@ def _as_list(column: Any, n: int) -> list[Any]:
     if len(out) != n:
         raise ValueError(f"{len(out)} values for {n} runs")
     return out
+
+
+_VENUE_FIELDS = ("venue_weights", "venue_cumulative", "venue_accept", "venue_risk")
+
+
+def _venue_cells(block: np.ndarray, k: int) -> list[list[Any]]:
+    """Return a track's venue fields, a list of per-run values each, from its block of
+    7 k columns (as _venue_fields lays it out)."""
+    parts = [block[:, m * k:(m + 1) * k] for m in range(7)]
+    return [_pairs_of_rows(parts[0:2]), _pairs_of_rows(parts[2:4]), _pairs_of_rows(parts[4:6]),
+            [tuple(row) for row in parts[6].tolist()]]
 
 
 def _pairs_of_rows(arrays: list[np.ndarray]) -> list[tuple[tuple[float, ...], tuple[float, ...]]]:
