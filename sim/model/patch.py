@@ -231,7 +231,9 @@ class Patcher:
             else:
                 objects.append(obj)
                 names.append(name)
-                values.append(column.tolist() if isinstance(column, np.ndarray) else column)
+                if isinstance(column, np.ndarray):  # a number, or a pair as a tuple
+                    column = column.tolist() if column.ndim == 1 else [tuple(r) for r in column.tolist()]
+                values.append(column)
         return objects, names, _without_gc(_transpose, values, n)
 
     def _scratch(self, columns: Mapping[Target, Any]) -> tuple[World, list[tuple[Any, str, Target]]]:
