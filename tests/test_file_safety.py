@@ -541,18 +541,21 @@ def test_a_sweep_of_categories_and_repeated_keys(tmp_path):
     assert_refused(grid_points, "--points")
 
 
-@pytest.mark.parametrize("inner", ["job/outcomes/more", "job/plots/more", "job/other"])
-def test_no_job_writes_inside_another_sim_folder(tmp_path, inner):
+def test_no_job_writes_inside_another_sim_folder(tmp_path):
     """A folder inside a results folder would be an entry that folder's job did not write
     (--force and --resume would refuse it; its dataset could read the new files as its own):
     refused before anything is written, for runs and comparisons alike."""
     first = sim(*RUN, "--out", "job", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
-    before = sorted(p.relative_to(tmp_path) for p in (tmp_path / "job").rglob("*"))
-    for args in ([*RUN, "--out", inner], ["compare", "job", "job", "--out", inner, "-q"]):
-        proc = sim(*args, cwd=tmp_path)
-        assert_refused(proc, "inside")
-        assert not (tmp_path / inner).exists()
-    assert sorted(p.relative_to(tmp_path) for p in (tmp_path / "job").rglob("*")) == before
+    before = {p.relative_to(tmp_path): p.read_bytes() for p in (tmp_path / "job").rglob("*")
+              if p.is_file()}
+    for inner in ("job/outcomes/more", "job/plots/more", "job/other"):
+        for args in ([*RUN, "--out", inner], ["compare", "job", "job", "--out", inner, "-q"]):
+            proc = sim(*args, cwd=tmp_path)
+            assert_refused(proc, "inside")
+            assert not (tmp_path / inner).exists()
+    after = {p.relative_to(tmp_path): p.read_bytes() for p in (tmp_path / "job").rglob("*")
+             if p.is_file()}
+    assert after == before
     again = sim(*RUN, "--out", "job", "--force", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
