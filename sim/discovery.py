@@ -464,19 +464,20 @@ def _import_prim():
 
 
 def _prim_boxes(x: pd.DataFrame, y: np.ndarray, threshold: float,
-                categories: Mapping[str, list[Any]]) -> list[Box]:
+                categories: Mapping[str, list[Any]], max_boxes: int = MAX_BOXES) -> list[Box]:
     """Return PRIM's boxes, each at its chosen peeling point, until one misses the threshold."""
     prim = _import_prim()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", module=r"ema_workbench\.")  # its pandas deprecations
         return _find_boxes(prim.Prim(x, y.astype(int), threshold=threshold), threshold,
-                           categories)
+                           categories, max_boxes)
 
 
-def _find_boxes(finder: Any, threshold: float, categories: Mapping[str, list[Any]]) -> list[Box]:
+def _find_boxes(finder: Any, threshold: float, categories: Mapping[str, list[Any]],
+                max_boxes: int = MAX_BOXES) -> list[Box]:
     """Return the boxes an EMA ``Prim`` finds, each selected at its chosen peeling point."""
     boxes: list[Box] = []
-    for _ in range(MAX_BOXES):
+    for _ in range(max_boxes):
         box = finder.find_box()
         if box is None:  # no runs left
             break
@@ -692,18 +693,23 @@ class Discovery:
         printer.text(render_discovery(self))
 
 
-def discover(results: Results | pd.DataFrame, outcome: str, threshold: float | None = None) -> Discovery:
+def discover(results: Results | pd.DataFrame, outcome: str, threshold: float | None = None,
+             *, max_boxes: int = MAX_BOXES, tree: bool = True) -> Discovery:
     """Return the PRIM boxes (and a tree's rules) of the input space where ``outcome`` holds.
 
     ``outcome`` is a condition over the outcome columns (:func:`parse_condition`), such as
     ``"start.outcome == 'agreement'"``; ``threshold`` the least density of each box's chosen
     peeling point (default :data:`DEFAULT_THRESHOLD`). PRIM (EMA Workbench, its default
     lenient objective, peel and paste alpha 0.05, minimum mass 0.05) finds one box at a time,
-    each in the runs the earlier boxes left, at most :data:`MAX_BOXES`, and stops at the
-    first whose peeling trajectory never reaches the threshold. ``results`` may also be an
-    outcomes table (a DataFrame with ``input.<key>`` columns) from elsewhere.
+    each in the runs the earlier boxes left, at most ``max_boxes`` (:data:`MAX_BOXES`), and
+    stops at the first whose peeling trajectory never reaches the threshold (the first boxes
+    do not depend on how many are sought); ``tree=False`` leaves out the tree's rules.
+    ``results`` may also be an outcomes table (a DataFrame with ``input.<key>`` columns)
+    from elsewhere.
     """
     threshold = _check_threshold(threshold)
+    if isinstance(max_boxes, bool) or not isinstance(max_boxes, int) or max_boxes < 1:
+        raise InputError(f"max_boxes: {max_boxes!r} must be a whole number of at least 1")
     frame = _outcomes(results)
     condition = parse_condition(outcome, frame.columns)
     x = _experiments(results)
@@ -713,8 +719,9 @@ def discover(results: Results | pd.DataFrame, outcome: str, threshold: float | N
     boxes: list[Box] = []
     rules: list[Rule] = []
     if 0 < y.sum() < len(y):  # an outcome in every run, or none, has nowhere to concentrate
-        boxes = _prim_boxes(x, y, threshold, categories)
-        rules = _tree_rules(_encode(x, categories), y, ranges, categories)
+        boxes = _prim_boxes(x, y, threshold, categories, max_boxes)
+        if tree:
+            rules = _tree_rules(_encode(x, categories), y, ranges, categories)
     return Discovery(condition.text, float(y.mean()), len(y), threshold, boxes, rules, ranges,
                      categories)
 

@@ -79,6 +79,9 @@ def _summary_html(res: Results) -> str:
 
 #: Inputs shown per headline outcome in the report's ranking.
 TOP_INPUTS = 5
+#: Runs a job needs for the report to rank its unknowns and look for PRIM boxes: with fewer,
+#: trees and boxes fit noise (and, with a hundred inputs, take most of the report's time)
+MIN_DRIVER_RUNS = 200
 
 
 def _drivers_html(res: Results) -> str:
@@ -86,6 +89,11 @@ def _drivers_html(res: Results) -> str:
     headline outcome (:mod:`sim.discovery`); empty otherwise."""
     if res.metadata.get("inputs") != "sample" or res.inputs.empty:
         return ""
+    if res.runs < MIN_DRIVER_RUNS:
+        return ("<h3>What drives the outcomes</h3><p class='meta'>Not ranked: "
+                f"{res.runs:,} runs are too few to tell the unknowns that drive an outcome "
+                f"from noise (the ranking and the PRIM boxes need at least "
+                f"{MIN_DRIVER_RUNS:,}).</p>")
     from .discovery import discover, headline_outcomes, importance
 
     outcomes = headline_outcomes(res)
@@ -104,7 +112,7 @@ def _drivers_html(res: Results) -> str:
             continue  # holds in every run or in none: nothing drives it
         top = "<br>".join(f"{html.escape(r.input)} {r.score:.3f} [{r.low:.3f}, {r.high:.3f}]"
                           for r in rows.itertuples())
-        found = discover(res, condition)
+        found = discover(res, condition, max_boxes=1, tree=False)  # the page shows the first
         box = found.prim_boxes[0] if found.prim_boxes else None
         limits = ("(none found)" if box is None else "<br>".join(
             f"{html.escape(k)}: {html.escape(_limit(v))}" for k, v in box.limits.items()))

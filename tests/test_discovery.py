@@ -117,6 +117,28 @@ def test_first_box_restricts_the_deciding_input_alone_at_its_threshold(results):
     assert box.runs == round(box.mass * RUNS)
 
 
+def test_seeking_fewer_boxes_finds_the_same_first_ones(results):
+    """The report asks for the first box only (and no tree): the same box as the full
+    search's first, since PRIM finds boxes one after another."""
+    def key(boxes):  # a box's trajectory is a table: compare what it found
+        return [(b.limits, b.coverage, b.density, b.mass, b.runs) for b in boxes]
+
+    rng = np.random.default_rng(5)
+    x = rng.random((3000, 3))
+    table = pd.DataFrame({"input.a": x[:, 0], "input.b": x[:, 1], "input.c": x[:, 2],
+                          "hit": ((x[:, 0] < 0.2) | (x[:, 1] > 0.85)).astype(int)})
+    full = discover(table, "hit == 1")
+    assert len(full.prim_boxes) >= 2, "two regions: two boxes"
+    first = discover(table, "hit == 1", max_boxes=1, tree=False)
+    assert key(first.prim_boxes) == key(full.prim_boxes[:1]) and first.tree_rules == []
+    assert key(discover(table, "hit == 1", max_boxes=2).prim_boxes) == key(full.prim_boxes[:2])
+    assert key(discover(results, AGREED, max_boxes=1).prim_boxes) == key(
+        discover(results, AGREED).prim_boxes[:1])
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(InputError, match="max_boxes"):
+            discover(results, AGREED, max_boxes=bad)
+
+
 def test_discovery_tables_and_dict_have_the_documented_form(results):
     found = discover(results, AGREED, threshold=0.95)
     data = found.to_dict()

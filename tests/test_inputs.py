@@ -351,6 +351,8 @@ def test_the_report_shows_the_top_unknowns_and_first_box_of_each_headline_outcom
     assert section.count("<tr>") >= 3
     plain = render_report([run(load_scenario(pinned), runs=100, workers=1)])
     assert "What drives the outcomes" not in plain
+    few = render_report([run(s, runs=150, workers=1)])
+    assert "Not ranked: 150 runs are too few" in few and "coverage" not in few
 
 
 def test_draws_in_one_pass_are_the_numbers_of_each_prior_alone():
