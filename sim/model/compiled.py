@@ -331,7 +331,6 @@ def outcome_fields(scenario: Scenario) -> tuple[str, ...]:
 #: Field codes, by their position here.
 TOPIC_WRITES = ("default", "interim", "interim_end", "opening", "reservation", "beta", "k",
                 "patience", "salience", "pull", "pull_target")
-TOPIC_FIRST_PAIR = 3
 TRACK_WRITES = ("cadence", "first_day", "preparation", "veto_delay", "cancel_prob",
                 "postpone_prob", "postpone_days", "leak_prob", "stall_prob",
                 "requires_convergence", "relief", "venues")
@@ -339,6 +338,21 @@ SHOCK_WRITES = ("mean_gap", "tension", "decay", "derail_prob", "derail_window", 
 WORLD_WRITES = ("initial_tension", "equilibrium", "reversion", "meeting_relief",
                 "agreement_relief", "cancellation_strain", "concession_sensitivity",
                 "cancel_sensitivity", "venue_sensitivity", "noise", "discount")
+
+
+#: A track's venue fields, in the order of their values in a row (see venue_fields).
+VENUE_FIELDS = ("venue_weights", "venue_cumulative", "venue_accept", "venue_risk")
+Sides = tuple[tuple[float, ...], tuple[float, ...]]
+
+
+def venue_fields(row: list[float], j: int, k: int) -> tuple[Sides, Sides, Sides, tuple[float, ...]]:
+    """Return a track's venue fields from the 7 k values of ``row`` from ``j`` on: each
+    side's weights, cumulative weights and acceptance of the k venues of its pool, then
+    their risk."""
+    def pair(at: int) -> Sides:
+        return tuple(row[at:at + k]), tuple(row[at + k:at + 2 * k])
+
+    return pair(j), pair(j + 2 * k), pair(j + 4 * k), tuple(row[j + 6 * k:j + 7 * k])
 
 
 def write_topics(specs: list[TopicSpec], codes: list[int], at: list[int], row: list[float]) -> None:
@@ -378,15 +392,12 @@ def write_tracks(specs: list[TrackSpec], codes: list[int], at: list[int], row: l
         t = specs[i]
         c = codes[i]
         j = at[i]
-        if c == 11:  # weights, cumulative weights and acceptance per side, then risk
-            k = len(t.venues)
-            t.venue_weights = (tuple(row[j:j + k]), tuple(row[j + k:j + 2 * k]))  # type: ignore[misc]
-            j += 2 * k
-            t.venue_cumulative = (tuple(row[j:j + k]), tuple(row[j + k:j + 2 * k]))  # type: ignore[misc]
-            j += 2 * k
-            t.venue_accept = (tuple(row[j:j + k]), tuple(row[j + k:j + 2 * k]))  # type: ignore[misc]
-            j += 2 * k
-            t.venue_risk = tuple(row[j:j + k])  # type: ignore[misc]
+        if c == 11:
+            weights, cumulative, accept, risk = venue_fields(row, j, len(t.venues))
+            t.venue_weights = weights  # type: ignore[misc]
+            t.venue_cumulative = cumulative  # type: ignore[misc]
+            t.venue_accept = accept  # type: ignore[misc]
+            t.venue_risk = risk  # type: ignore[misc]
             continue
         v = row[j]
         if c == 0:

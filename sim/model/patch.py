@@ -29,8 +29,10 @@ from .compiled import (
     SHOCK_WRITES,
     TOPIC_WRITES,
     TRACK_WRITES,
+    VENUE_FIELDS,
     WORLD_WRITES,
     World,
+    venue_fields,
     write_shocks,
     write_topics,
     write_tracks,
@@ -77,9 +79,35 @@ def unsupported(key: str) -> str | None:
     return "no prior may sit here (see 'Uncertain inputs' in docs/model.md for the keys that may)"
 
 
-#: The fields the compiled writers write, by spec kind (codes: positions here)
+#: The fields the compiled writers write, by spec kind (codes: positions here); the order
+#: of the kinds is that of the writers' calls
 NATIVE_WRITES = {"topics": TOPIC_WRITES, "tracks": TRACK_WRITES, "shocks": SHOCK_WRITES,
                  "world": WORLD_WRITES}
+#: A kind's ops: its spec copies, field codes, first columns in a run's row, widths.
+Ops = tuple[list[Any], list[int], list[int], list[int]]
+
+
+def _write_compiled(world: World, ops: tuple[Ops, ...], row: list[float]) -> None:
+    """Write a run's row with the compiled model's own writers (about 10 ns a field)."""
+    topics, tracks, shocks, worlds = ops
+    write_topics(topics[0], topics[1], topics[2], row)
+    write_tracks(tracks[0], tracks[1], tracks[2], row)
+    write_shocks(shocks[0], shocks[1], shocks[2], row)
+    write_world(world, worlds[1], worlds[2], row)
+
+
+def _write_from_python(world: World, ops: tuple[Ops, ...], row: list[float]) -> None:
+    """Write a run's row through ``object.__setattr__``: the model's Python sources, whose
+    frozen specs refuse the compiled writers' plain assignments."""
+    put = object.__setattr__
+    for table, (specs, codes, starts, widths) in zip(NATIVE_WRITES.values(), ops):
+        for spec, code, j, width in zip(specs, codes, starts, widths):
+            name = table[code]
+            if name == "venues":
+                for field, value in zip(VENUE_FIELDS, venue_fields(row, j, len(spec.venues))):
+                    put(spec, field, value)
+            else:
+                put(spec, name, row[j] if width == 1 else (row[j], row[j + 1]))
 
 
 class Patcher:
@@ -132,21 +160,30 @@ class Patcher:
         """
         columns = _without_gc(self._columns, values, n)
         world, cells = self._scratch(columns)
-        if COMPILED:
-            return self._write_natively(world, cells, columns, n)
-        return self._write_from_python(world, cells, columns, n)
+        ops, matrix, others = self._layout(cells, columns, n)
+        del columns
+        other_objects = [obj for obj, _, _ in others]
+        other_names = [name for _, name, _ in others]
+        rows = _without_gc(_transpose, [values for _, _, values in others], n)
+        write = _write_compiled if COMPILED else _write_from_python
+        put = object.__setattr__  # the specs are frozen for the model; this copy is ours
+        for r in range(n):
+            write(world, ops, matrix[r].tolist())
+            # map runs the writes in C, one call per cell; the deque drops the Nones
+            deque(map(put, other_objects, other_names, rows[r]), maxlen=0)
+            yield world
 
-    def _write_natively(self, world: World, cells: list[tuple[Any, str, Target]],
-                        columns: dict[Target, Any], n: int):
-        """Yield the runs' worlds, written by the compiled model's own writers.
+    def _layout(self, cells: list[tuple[Any, str, Target]], columns: dict[Target, Any],
+                n: int) -> tuple[tuple[Ops, ...], np.ndarray, list[tuple[Any, str, list[Any]]]]:
+        """Lay out the chunk's values for the runs' writes.
 
-        The numbers (pairs, a track's venue fields) of all the cells those can write go into
-        one float matrix, a row per run, in the order of the ops that read them; a run turns
-        its row into Python floats and hands it to four compiled calls. The values of the few
-        other cells (whole numbers, flags, tension groups) are written from Python.
+        The numbers of every cell the writers know (a pair as two, a track's venue fields
+        as 7 per venue of its pool) go into one float matrix, a row per run; each kind of
+        spec gets its ops (spec, field code, first column, width), in :data:`NATIVE_WRITES`
+        order. The values of the few other cells (whole numbers, flags, tension groups)
+        come back as lists, to be written from Python.
         """
-        ops: dict[str, tuple[list[Any], list[int], list[int]]] = {
-            kind: ([], [], []) for kind in NATIVE_WRITES}
+        ops: dict[str, Ops] = {kind: ([], [], [], []) for kind in NATIVE_WRITES}
         blocks, others = [], []
         at = 0
         for obj, name, target in cells:
@@ -154,87 +191,15 @@ class Patcher:
             table = NATIVE_WRITES.get(target[0], ())
             if isinstance(column, np.ndarray) and name in table:
                 block = column.reshape(n, -1)
-                specs, codes, starts = ops[target[0]]
-                specs.append(obj)
-                codes.append(table.index(name))
-                starts.append(at)
+                for part, value in zip(ops[target[0]], (obj, table.index(name), at,
+                                                        block.shape[1])):
+                    part.append(value)
                 blocks.append(block)
                 at += block.shape[1]
-            else:
-                others.append((obj, name, target))
+            else:  # whole numbers, flags, groups: _columns makes them lists
+                others.append((obj, name, _as_list(column, n)))
         matrix = np.concatenate(blocks, axis=1) if blocks else np.empty((n, 0))
-        other_objects, other_names, rows = self._python_cells(others, columns, n)
-        topics, tracks, shocks, worlds = (ops[k] for k in ("topics", "tracks", "shocks", "world"))
-        del columns, blocks, others
-        put = object.__setattr__  # the specs are frozen for the model; this copy is ours
-        for r in range(n):
-            row = matrix[r].tolist()
-            write_topics(*topics, row)
-            write_tracks(*tracks, row)
-            write_shocks(*shocks, row)
-            write_world(world, worlds[1], worlds[2], row)
-            # map runs the writes in C, one call per cell; the deque drops the Nones
-            deque(map(put, other_objects, other_names, rows[r]), maxlen=0)
-            yield world
-
-    def _write_from_python(self, world: World, cells: list[tuple[Any, str, Target]],
-                           columns: dict[Target, Any], n: int):
-        """Yield the runs' worlds, written through ``object.__setattr__`` (the model's
-        Python sources, whose specs refuse other writes).
-
-        Numbers and pairs of numbers (most of the cells) stay in float matrices until their
-        run: made for the whole chunk up front, their hundred thousand Python objects would
-        each be traced by the garbage collector and read back from main memory.
-        """
-        groups: dict[int, list[tuple[Any, str, Any]]] = {1: [], 2: [], 0: []}
-        others = []
-        for obj, name, target in cells:
-            column = columns[target]
-            ndim = column.ndim if isinstance(column, np.ndarray) and name != "venues" else 0
-            if ndim:
-                groups[ndim].append((obj, name, column))
-            else:
-                others.append((obj, name, target))
-        singles, pairs = groups[1], groups[2]
-        single_objects = [obj for obj, _, _ in singles]
-        single_names = [name for _, name, _ in singles]
-        pair_objects = [obj for obj, _, _ in pairs]
-        pair_names = [name for _, name, _ in pairs]
-        matrix = (np.column_stack([c for _, _, c in singles]) if singles
-                  else np.empty((n, 0)))
-        pair_matrix = (np.concatenate([c for _, _, c in pairs], axis=1) if pairs
-                       else np.empty((n, 0)))
-        other_objects, other_names, rows = self._python_cells(others, columns, n)
-        del columns, groups, singles, pairs, others
-        put = object.__setattr__  # the specs are frozen for the model; this copy is ours
-        for r in range(n):
-            # map runs the writes in C, one call per cell; the deque drops the Nones
-            deque(map(put, single_objects, single_names, matrix[r].tolist()), maxlen=0)
-            both = pair_matrix[r].tolist()
-            deque(map(put, pair_objects, pair_names, zip(both[0::2], both[1::2])), maxlen=0)
-            deque(map(put, other_objects, other_names, rows[r]), maxlen=0)
-            yield world
-
-    def _python_cells(self, cells: list[tuple[Any, str, Target]], columns: dict[Target, Any],
-                      n: int) -> tuple[list[Any], list[str], list[tuple[Any, ...]]]:
-        """Return the objects, field names and per-run rows of Python values of ``cells``
-        (a track's venue block becomes its four fields of tuples)."""
-        objects, names, values = [], [], []
-        for obj, name, target in cells:
-            column = columns[target]
-            if name == "venues":
-                k = len(obj.venues)
-                for field, part in zip(_VENUE_FIELDS, _venue_cells(column, k)):
-                    objects.append(obj)
-                    names.append(field)
-                    values.append(part)
-            else:
-                objects.append(obj)
-                names.append(name)
-                if isinstance(column, np.ndarray):  # a number, or a pair as a tuple
-                    column = column.tolist() if column.ndim == 1 else [tuple(r) for r in column.tolist()]
-                values.append(column)
-        return objects, names, _without_gc(_transpose, values, n)
+        return tuple(ops.values()), matrix, others
 
     def _scratch(self, columns: Mapping[Target, Any]) -> tuple[World, list[tuple[Any, str, Target]]]:
         """Return the scratch world and, per changed field, (its spec copy, name, target)."""
@@ -467,7 +432,7 @@ class Patcher:
             weights = [a * neutral for a in accept]
             risk = 1.0 - np.stack([venue(k, "security") for k in pool], axis=1)
             # one block per track: each side's weights, cumulative weights and acceptance,
-            # then the risk, k columns each (see compiled.write_tracks, and _venue_cells)
+            # then the risk, k columns each (as compiled.venue_fields reads them)
             out[("tracks", i, "venues")] = np.concatenate(
                 [*weights, *(np.cumsum(w, axis=1) for w in weights), *accept, risk], axis=1)
 
@@ -546,25 +511,14 @@ def _float_column(column: Any, n: int) -> np.ndarray:
 
 
 def _as_list(column: Any, n: int) -> list[Any]:
-    out = column.tolist() if isinstance(column, np.ndarray) else list(column)
+    """Return a column as a list of Python values (the rows of a 2-D array as tuples)."""
+    if isinstance(column, np.ndarray) and column.ndim == 2:
+        out = [tuple(row) for row in column.tolist()]
+    else:
+        out = column.tolist() if isinstance(column, np.ndarray) else list(column)
     if len(out) != n:
         raise ValueError(f"{len(out)} values for {n} runs")
     return out
 
-
-_VENUE_FIELDS = ("venue_weights", "venue_cumulative", "venue_accept", "venue_risk")
-
-
-def _venue_cells(block: np.ndarray, k: int) -> list[list[Any]]:
-    """Return a track's venue fields, a list of per-run values each, from its block of
-    7 k columns (as _venue_fields lays it out)."""
-    parts = [block[:, m * k:(m + 1) * k] for m in range(7)]
-    return [_pairs_of_rows(parts[0:2]), _pairs_of_rows(parts[2:4]), _pairs_of_rows(parts[4:6]),
-            [tuple(row) for row in parts[6].tolist()]]
-
-
-def _pairs_of_rows(arrays: list[np.ndarray]) -> list[tuple[tuple[float, ...], tuple[float, ...]]]:
-    a, b = (x.tolist() for x in arrays)
-    return [(tuple(ra), tuple(rb)) for ra, rb in zip(a, b)]
 
 
