@@ -326,32 +326,7 @@ def make_sampler(engine: Any, seed: int, batch: int, max_simulations: int,
 
 def _map(engine: Any, fn: Any, items: list) -> Iterator[tuple[int, Any]]:
     """Yield (index, fn(item)) for every item, on the executor ``engine``, as they finish."""
-    name = getattr(engine, "name", "local")
-    if name == "process":
-        from concurrent.futures import as_completed
-
-        futures = {engine.pool.submit(fn, item): i for i, item in enumerate(items)}
-        try:
-            for future in as_completed(futures):
-                yield futures[future], future.result()
-        finally:
-            for future in futures:
-                future.cancel()
-    elif name == "dask":
-        from distributed import as_completed as dask_completed
-
-        futures = {}
-        for i, item in enumerate(items):
-            futures[engine.client.submit(fn, item, pure=False)] = i
-        try:
-            for future in dask_completed(list(futures)):
-                yield futures[future], future.result()
-        finally:
-            for future in futures:
-                future.cancel()
-    else:
-        for i, item in enumerate(items):
-            yield i, fn(item)
+    return engine.map_unordered(fn, items)
 
 
 # --- Ctrl-C --------------------------------------------------------------------------------
