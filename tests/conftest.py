@@ -184,3 +184,19 @@ def lines_of(
 ) -> list[TraceEvent]:
     """Return the trace lines of one kind (and matching ``where``)."""
     return [e for e in trace if e.kind == kind and where(e)]
+
+
+def ctrl_c_after_parts(proc, outcomes: Path, parts: int, timeout: float = 120) -> None:
+    """Wait until the job ``proc`` (started in a session of its own) has written ``parts``
+    Parquet parts into ``outcomes``, then send SIGINT to its whole process group, as Ctrl-C
+    in a terminal does."""
+    import os
+    import signal
+    import time
+
+    deadline = time.monotonic() + timeout
+    while len(list(outcomes.glob("part-*.parquet"))) < parts:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGINT)

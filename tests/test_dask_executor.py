@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas.testing as pdt
 import pytest
+from conftest import ctrl_c_after_parts
 
 from sim.montecarlo import run
 from sim.scenario import load_scenario
@@ -109,8 +110,6 @@ def test_ctrl_c_on_own_cluster_stops_at_once_and_the_job_resumes_exactly(tmp_pat
     without a traceback or Dask's warnings about the cancelled tasks; --resume then gives
     the records of an uninterrupted job."""
     import json
-    import os
-    import signal
     import subprocess
     import sys
     import time
@@ -124,12 +123,7 @@ def test_ctrl_c_on_own_cluster_stops_at_once_and_the_job_resumes_exactly(tmp_pat
     proc = subprocess.Popen(sim("--executor", "dask", "--out", "job"), cwd=tmp_path,
                             stdin=subprocess.DEVNULL, text=True, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, start_new_session=True)
-    deadline = time.monotonic() + 120
-    while len(list((tmp_path / "job" / "outcomes").glob("part-*.parquet"))) < 3:
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole group
+    ctrl_c_after_parts(proc, tmp_path / "job" / "outcomes", 3)
     started = time.monotonic()
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err

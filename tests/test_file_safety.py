@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import ctrl_c_after_parts
 
 from sim.errors import InputError
 from sim.montecarlo import run
@@ -429,19 +430,12 @@ def test_overrides_are_recorded_and_printed(tmp_path):
 
 @pytest.mark.slow
 def test_ctrl_c_keeps_the_finished_runs_and_says_how_to_resume(tmp_path):
-    import signal
-
     args = [sys.executable, "-m", "sim", "run", str(BASELINE), "--runs", "20000",
             "--chunk-size", "100", "--workers", "2", "--out", "job", "-q", "--no-plots"]
     proc = subprocess.Popen(args, cwd=tmp_path, stdin=subprocess.DEVNULL, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
-    deadline = time.monotonic() + 60
-    while len(list((tmp_path / "job" / "outcomes").glob("part-*.parquet"))) < 2:
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole group
+    ctrl_c_after_parts(proc, tmp_path / "job" / "outcomes", 2, timeout=60)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "--resume" in err and "Traceback" not in err
